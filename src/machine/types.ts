@@ -19,6 +19,8 @@ export interface Plan {
   ecrRepository?: string;
   ssmBucket?: string;
   imageTags: string[];
+  /** No --tag given: the image is also tagged with the AMI id once it is known. */
+  tagWithAmiId: boolean;
   changes: string[];
   excludes: string[];
   compression: Compression;
@@ -51,8 +53,11 @@ export interface Resolved {
   subnet: { id: string; vpcId: string; availabilityZone: string };
   helperAmiId: string;
   instanceType: string;
-  /** `create` is false when the user named an existing one: the run then never changes or removes it. */
-  repository: { name: string; uri: string; create: boolean };
+  /**
+   * `create` is false when the user named an existing one: the run then never changes or removes it.
+   * `uri` is known at resolve time only for an existing repository; otherwise `ensureRepository` gives it.
+   */
+  repository: { name: string; uri?: string; create: boolean };
   bucket?: { name: string; create: boolean };
   instanceProfile: { name: string; create: boolean };
 }
