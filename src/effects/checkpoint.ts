@@ -1,0 +1,166 @@
+// The run's checkpoint: one JSON file per run, written synchronously after every transition so the
+// file on disk never lags behind a request already on the wire. Writes are atomic (temp file, fsync,
+// rename), keep the previous good copy, and are readable by the owner only. A lock stops two
+// processes driving one run.
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, existsSync, copyFileSync, chmodSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import type { ConversionContext, FinalState } from '../machine/conversion.js';
+
+export const CHECKPOINT_SCHEMA = 1;
+const HISTORY_LIMIT = 1000;
+
+export interface HistoryEntry { at: string; state: string }
+
+export interface Checkpoint {
+  schema: number;
+  runId: string;
+  createdAt: string;
+  updatedAt: string;
+  /** Dotted state path, e.g. `working.provisioning`; a final state name once the run has ended. */
+  state: string;
+  final?: FinalState;
+  accountId?: string;
+  region: string;
+  context: ConversionContext;
+  history: HistoryEntry[];
+  /** xstate's persisted snapshot, restored by `resume`. */
+  snapshot: unknown;
+}
+
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+}
+
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.AMI2DOCKER_STATE_DIR) return env.AMI2DOCKER_STATE_DIR;
+  const base = env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+  return join(base, 'ami2docker');
+}
+
+/** `{ working: { provisioning: { volume: 'creating' } } }` → `working.provisioning` (parallel regions elided). */
+export function stateName(value: unknown): string {
+  const parts: string[] = [];
+  let node = value;
+  while (node && typeof node === 'object') {
+    const keys = Object.keys(node);
+    if (keys.length !== 1) break;
+    parts.push(keys[0]!);
+    node = (node as Record<string, unknown>)[keys[0]!];
+  }
+  if (typeof node === 'string') parts.push(node);
+  return parts.join('.');
+}
+
+function writeAtomically(path: string, text: string): void {
+  const temp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(temp, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
+}
+
+export class CheckpointStore {
+  readonly runsDir: string;
+
+  constructor(readonly stateDir: string = defaultStateDir()) {
+    this.runsDir = join(stateDir, 'runs');
+  }
+
+  pathOf(runId: string): string {
+    return join(this.runsDir, `${runId}.json`);
+  }
+
+  /** Writes the checkpoint; the copy it replaces becomes `<run>.json.prev`. */
+  save(checkpoint: Checkpoint): void {
+    mkdirSync(this.runsDir, { recursive: true, mode: 0o700 });
+    const path = this.pathOf(checkpoint.runId);
+    if (existsSync(path)) {
+      copyFileSync(path, `${path}.prev`);
+      chmodSync(`${path}.prev`, 0o600);
+    }
+    writeAtomically(path, `${JSON.stringify(checkpoint, null, 2)}\n`);
+  }
+
+  load(runId: string): Checkpoint {
+    const path = this.pathOf(runId);
+    if (!existsSync(path) && !existsSync(`${path}.prev`)) {
+      throw new CheckpointError(`no run '${runId}' in ${this.runsDir}: see 'ami2docker list'`);
+    }
+    const problems: string[] = [];
+    for (const candidate of [path, `${path}.prev`]) {
+      try {
+        const checkpoint = JSON.parse(readFileSync(candidate, 'utf8')) as Checkpoint;
+        if (checkpoint.schema > CHECKPOINT_SCHEMA) {
+          throw new CheckpointError(
+            `run '${runId}' was written by a newer ami2docker (checkpoint schema ${checkpoint.schema}, this one reads ${CHECKPOINT_SCHEMA}): upgrade ami2docker to resume it`,
+          );
+        }
+        if (checkpoint.runId !== runId || !checkpoint.context?.plan || !checkpoint.snapshot) throw new Error('fields missing');
+        return checkpoint;
+      } catch (error) {
+        if (error instanceof CheckpointError) throw error;
+        problems.push(`${candidate}: ${(error as Error).message}`);
+      }
+    }
+    throw new CheckpointError(
+      `the checkpoint of run '${runId}' is unreadable (${problems.join('; ')}): run 'ami2docker cleanup --orphans' to find what it left in AWS`,
+    );
+  }
+
+  /** Every run on this machine, oldest first; unreadable ones are reported with `error`. */
+  list(): { runId: string; checkpoint?: Checkpoint; error?: string }[] {
+    if (!existsSync(this.runsDir)) return [];
+    return readdirSync(this.runsDir)
+      .filter((file) => file.endsWith('.json'))
+      .map((file) => file.slice(0, -'.json'.length))
+      .sort()
+      .map((runId) => {
+        try {
+          return { runId, checkpoint: this.load(runId) };
+        } catch (error) {
+          return { runId, error: (error as Error).message };
+        }
+      });
+  }
+
+  remove(runId: string): void {
+    for (const suffix of ['', '.prev']) rmSync(`${this.pathOf(runId)}${suffix}`, { force: true });
+  }
+
+  /**
+   * Takes the run's lock, or says who holds it. The lock file is refreshed while held, so a process
+   * that died (even by SIGKILL) stops holding it after `staleSeconds`.
+   */
+  lock(runId: string, staleSeconds = 10): () => void {
+    mkdirSync(this.runsDir, { recursive: true, mode: 0o700 });
+    const target = this.pathOf(runId);
+    try {
+      const release = lockfile.lockSync(target, { realpath: false, stale: staleSeconds * 1000, update: (staleSeconds * 1000) / 2 });
+      return () => {
+        try {
+          release();
+        } catch {
+          // Already released or compromised: nothing more to do.
+        }
+      };
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ELOCKED') {
+        throw new CheckpointError(`run '${runId}' is being driven by another ami2docker process; wait for it to finish, or stop it first`);
+      }
+      throw error;
+    }
+  }
+}
+
+/** Adds a transition to the history when the state changed; bounded so a long run stays small. */
+export function appendHistory(history: HistoryEntry[], state: string, at: string): HistoryEntry[] {
+  if (history.at(-1)?.state === state) return history;
+  const next = [...history, { at, state }];
+  return next.length > HISTORY_LIMIT ? next.slice(next.length - HISTORY_LIMIT) : next;
+}
