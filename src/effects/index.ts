@@ -1,0 +1,31 @@
+// Every effect under the actor name the statechart invokes it by.
+import { ensureBucket } from './bucket.js';
+import { ensureHelperRole, removeRunPolicy } from './iam.js';
+import { removeInstance, runInstance, waitForInstance } from './instances.js';
+import { createSecurityGroup, removeSecurityGroup } from './network.js';
+import { ensureRepository, pullImage, verifyImage } from './registry.js';
+import { resolve } from './resolve.js';
+import { attachVolume, createVolume, removeVolume } from './volumes.js';
+
+export const effects = {
+  resolve,
+  ensureHelperRole,
+  ensureRepository,
+  ensureBucket,
+  createSecurityGroup,
+  createVolume,
+  runInstance,
+  waitForInstance,
+  attachVolume,
+  verifyImage,
+  pullImage,
+  removeInstance,
+  removeVolume,
+  removeSecurityGroup,
+  removeRunPolicy,
+} as const;
+
+export type EffectName = keyof typeof effects;
+
+export { InputError, RemoteError, TimeoutError, VerificationError } from './errors.js';
+export { runPolicyDocument } from './iam.js';
