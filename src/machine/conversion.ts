@@ -91,11 +91,12 @@ const nowIso = () => new Date().toISOString();
 
 /** An actor's error as JSON-safe strings (an Error serialises to `{}`). */
 export function toStepError(step: string, error: unknown): T.StepError {
-  const e = error as { name?: string; message?: string; Code?: string; code?: string; remoteStep?: string } | undefined;
+  const e = error as { name?: string; message?: string; Code?: string; code?: string; step?: string } | undefined;
   const name = typeof e?.name === 'string' ? e.name : 'Error';
   const code = e?.Code ?? e?.code ?? (name !== 'Error' ? name : undefined);
   return {
-    step: e?.remoteStep ? `${step}/${e.remoteStep}` : step,
+    // The conversion script names its own failing step (find-root, push ...).
+    step: e?.name === 'RemoteError' && e.step ? `${step}/${e.step}` : step,
     name,
     message: typeof e?.message === 'string' && e.message ? e.message : String(error),
     ...(typeof code === 'string' ? { code } : {}),

@@ -1,0 +1,124 @@
+// Runs a conversion to its end (new or resumed), handles Ctrl-C, and turns the final state into
+// the user's message and exit code.
+import type { ConversionContext, FinalState, Phase } from '../machine/conversion.js';
+import type { Plan } from '../machine/types.js';
+import { CheckpointStore, defaultStateDir, type Checkpoint } from '../effects/checkpoint.js';
+import { createClients, type AwsClients } from '../effects/clients.js';
+import type { EffectContext } from '../effects/context.js';
+import { actorsFrom, drive } from '../effects/driver.js';
+import { describeFailure, EXIT, exitCodeFor, type ExitCode } from './exit.js';
+import type { Output } from './output.js';
+import type { CommonArgs } from './options.js';
+
+export function storeFor(args: CommonArgs): CheckpointStore {
+  return new CheckpointStore(args.stateDir ?? defaultStateDir());
+}
+
+/** Seconds between polls of AWS state; AMI2DOCKER_POLL_INTERVAL tunes it (e.g. for a fast local endpoint). */
+export function pollSeconds(env: NodeJS.ProcessEnv = process.env): number {
+  const value = Number(env.AMI2DOCKER_POLL_INTERVAL);
+  return Number.isFinite(value) && value > 0 ? value : 2;
+}
+
+export function effectContext(plan: Pick<Plan, 'region' | 'profile'>, output: Output): Omit<EffectContext, 'signal'> & { clients: AwsClients } {
+  return {
+    clients: createClients({ region: plan.region, ...(plan.profile ? { profile: plan.profile } : {}) }),
+    report: (event) => output.progress(event),
+    pollSeconds: pollSeconds(),
+  };
+}
+
+export async function execute(store: CheckpointStore, from: { plan: Plan } | { checkpoint: Checkpoint }, output: Output): Promise<ExitCode> {
+  const plan = 'plan' in from ? from.plan : from.checkpoint.context.plan;
+  const { effects } = await import('../effects/index.js');
+  const context = effectContext(plan, output);
+  const run = drive({ store, actors: actorsFrom(effects as never, context), from, onTransition: (c) => output.state(c.runId, c.state) });
+  output.note(`run ${run.runId} (checkpoint: ${store.pathOf(run.runId)})`);
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals === 1) {
+      output.note(`\n${signal}: stopping and removing temporary resources; press Ctrl-C again to exit now and keep a resumable checkpoint`);
+      run.interrupt(`interrupted by ${signal}`);
+      return;
+    }
+    run.abandon();
+    output.error(
+      `interrupted: run ${run.runId} is saved; continue it with 'ami2docker resume ${run.runId}' or remove what it created with 'ami2docker cleanup ${run.runId}'`,
+      EXIT.interrupted,
+    );
+    process.exit(EXIT.interrupted);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const { final, context: finalContext } = await run.finished;
+    return reportOutcome(run.runId, final, finalContext, output);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    context.clients.destroy();
+  }
+}
+
+const PHASE_ORDER: Phase[] = ['resolve', 'provision', 'attach', 'convert', 'verify', 'teardown', 'pull'];
+
+export function formatSeconds(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(1)}s`;
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes}m${String(Math.round(seconds - minutes * 60)).padStart(2, '0')}s`;
+}
+
+export function phaseSeconds(context: ConversionContext): Record<string, number> {
+  const seconds: Record<string, number> = {};
+  for (const phase of PHASE_ORDER) {
+    const span = context.phases[phase];
+    if (span?.endedAt) seconds[phase] = (Date.parse(span.endedAt) - Date.parse(span.startedAt)) / 1000;
+  }
+  return seconds;
+}
+
+function reportOutcome(runId: string, final: FinalState, context: ConversionContext, output: Output): ExitCode {
+  const phases = phaseSeconds(context);
+  const total = (Date.now() - Date.parse(context.plan.createdAt)) / 1000;
+  const base = { runId, status: final, phases, totalSeconds: total, removed: context.removed };
+
+  if (final === 'done' && context.result) {
+    const { imageUri, digest, tags } = context.result;
+    const repository = imageUri.split('@')[0]!;
+    const registry = repository.split('/')[0]!;
+    const pullRef = `${repository}:${tags[0] ?? 'latest'}`;
+    output.result({ ...base, image: pullRef, imageUri, digest, tags, exitCode: EXIT.done }, [
+      `Image   ${pullRef}`,
+      `Digest  ${digest}`,
+      `Tags    ${tags.join(', ')}`,
+      `Time    ${Object.entries(phases).map(([phase, s]) => `${phase} ${formatSeconds(s)}`).join(' · ')} · total ${formatSeconds(total)}`,
+      `Pull    aws ecr get-login-password --region ${context.plan.region} | docker login --username AWS --password-stdin ${registry}`,
+      `        docker pull ${pullRef}`,
+      `Run     docker run --rm -it ${pullRef}`,
+    ]);
+    return EXIT.done;
+  }
+
+  const error = context.error ?? { step: 'unknown', name: 'Error', message: 'the run ended without a result' };
+  if (final === 'cleanupIncomplete') {
+    const leftovers = context.leftovers.map(describeFailure).join('; ');
+    output.result({ ...base, error, leftovers: context.leftovers, exitCode: EXIT.cleanupIncomplete }, []);
+    output.error(
+      `${context.error ? `${describeFailure(error)}; ` : ''}cleanup incomplete: ${leftovers}. Remove what is left with 'ami2docker cleanup ${runId}'`,
+      EXIT.cleanupIncomplete,
+    );
+    return EXIT.cleanupIncomplete;
+  }
+  const code = error.step === 'interrupted' ? EXIT.failed : exitCodeFor(error);
+  output.result({ ...base, error, exitCode: code }, []);
+  if (final === 'kept') {
+    const kept = Object.entries(context.resources).filter(([, v]) => typeof v === 'string').map(([k, v]) => `${k} ${v}`).join(', ');
+    output.error(`${describeFailure(error)}. Kept for debugging: ${kept}. Remove them with 'ami2docker cleanup ${runId}'`, code);
+  } else {
+    const next = code === EXIT.usage ? 'fix the input and run the command again' : `see 'ami2docker status ${runId}', fix the cause and run the command again`;
+    output.error(`${describeFailure(error)}. Temporary resources were removed; ${next}`, code);
+  }
+  return code;
+}
