@@ -1,5 +1,11 @@
 // Tests are compiled by `tsc` first (type-checked with the rest), then run from dist/ as ESM.
-const common = { testEnvironment: 'node', transform: {}, moduleFileExtensions: ['js'] };
+const common = {
+  testEnvironment: 'node',
+  transform: {},
+  moduleFileExtensions: ['js'],
+  // The SDK's Node-version notice is for people, not test logs.
+  setupFiles: ['<rootDir>/test/support/quiet-sdk.cjs'],
+};
 export default {
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/dist/test/unit/**/*.test.js'] },

@@ -36,6 +36,9 @@ export function missingAction(message: string): string | undefined {
   return /not authorized to perform:?\s+([a-z0-9-]+:[A-Za-z0-9]+)/.exec(message)?.[1];
 }
 
+/** Messages are one line: a wrapped AWS or yargs message is joined back together. */
+export const oneLine = (message: string) => message.replace(/\s*\n\s*/g, ' ').trim();
+
 export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof CliError) return error.exitCode;
   const e = error as { name?: string; code?: string };
@@ -49,5 +52,5 @@ export function describeFailure(error: StepError): string {
   const action = missingAction(error.message);
   const why = error.name && !error.message.startsWith(error.name) && error.name !== 'Error' ? `${error.name}: ${error.message}` : error.message;
   const hint = action ? ` (grant ${action} to the caller)` : isPermissionError(error) ? ' (check the credentials and the IAM permissions listed in the README)' : '';
-  return `${error.step} failed: ${why.replace(/\s*\n\s*/g, ' ')}${hint}`;
+  return `${error.step} failed: ${oneLine(why)}${hint}`;
 }

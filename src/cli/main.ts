@@ -2,7 +2,7 @@
 // SDK) is imported only when that command runs, so `--help` starts fast.
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { CliError, EXIT, exitCodeFor, type ExitCode } from './exit.js';
+import { CliError, EXIT, exitCodeFor, oneLine, type ExitCode } from './exit.js';
 import { convertOptions, globalOptions, type CommonArgs, type ConvertArgs } from './options.js';
 import { createOutput, type Output } from './output.js';
 
@@ -25,7 +25,7 @@ function run<A extends CommonArgs>(load: () => Promise<Handler<A>>): (args: unkn
     } catch (error) {
       const code = exitCodeFor(error);
       const message = (error as Error)?.message ?? String(error);
-      output.error(message.replace(/\s*\n\s*/g, ' '), code, args.debug ? (error as Error)?.stack : undefined);
+      output.error(oneLine(message), code, args.debug ? (error as Error)?.stack : undefined);
       process.exitCode = code;
     }
   };
@@ -85,7 +85,7 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
 
 function fail(error: unknown, json: boolean): void {
   const code = exitCodeFor(error);
-  createOutput({ json, debug: false }).error((error as Error).message, code);
+  createOutput({ json, debug: false }).error(oneLine((error as Error).message), code);
   process.exitCode = code;
 }
 
