@@ -1,5 +1,6 @@
 // Every effect under the actor name the statechart invokes it by.
 import { ensureBucket } from './bucket.js';
+import { awaitConversion, sendConversion } from './commands.js';
 import { ensureHelperRole, removeRunPolicy } from './iam.js';
 import { removeInstance, runInstance, waitForInstance } from './instances.js';
 import { createSecurityGroup, removeSecurityGroup } from './network.js';
@@ -17,6 +18,8 @@ export const effects = {
   runInstance,
   waitForInstance,
   attachVolume,
+  sendConversion,
+  awaitConversion,
   verifyImage,
   pullImage,
   removeInstance,
