@@ -104,7 +104,7 @@ interface DockerRun { args: string[]; stdin?: string }
 function runDocker({ args, stdin }: DockerRun, ctx: EffectContext): Promise<void> {
   throwIfAborted(ctx.signal);
   return new Promise((resolve, reject) => {
-    const child = spawn('docker', args, { stdio: ['pipe', 'pipe', 'pipe'], signal: ctx.signal });
+    const child = spawn('docker', args, { stdio: ['pipe', 'pipe', 'pipe'], signal: ctx.signal, env: process.env });
     const report = (chunk: Buffer) => {
       for (const line of chunk.toString('utf8').split(/\r?\n/)) {
         if (line.trim()) ctx.report({ type: 'output', step: 'pull', message: line });
