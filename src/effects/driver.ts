@@ -19,8 +19,8 @@ export function actorsFrom(effects: Record<ActorName, Effect>, base: Omit<Effect
 export interface DriveOptions {
   store: CheckpointStore;
   actors: Record<ActorName, AnyActorLogic>;
-  /** A new run from its plan, or an interrupted one from its checkpoint. */
-  from: { plan: Plan } | { checkpoint: Checkpoint };
+  /** A new run from its plan, an interrupted one from its checkpoint, or the teardown of one. */
+  from: { plan: Plan } | { checkpoint: Checkpoint } | { cleanup: Checkpoint };
   onTransition?: (checkpoint: Checkpoint) => void;
 }
 
@@ -35,13 +35,17 @@ export interface Drive {
 
 export function drive(options: DriveOptions): Drive {
   const { store } = options;
-  const previous = 'checkpoint' in options.from ? options.from.checkpoint : undefined;
-  const plan = previous ? previous.context.plan : (options.from as { plan: Plan }).plan;
+  const { from } = options;
+  const previous = 'checkpoint' in from ? from.checkpoint : 'cleanup' in from ? from.cleanup : undefined;
+  const plan = previous ? previous.context.plan : (from as { plan: Plan }).plan;
   const release = store.lock(plan.runId);
   const machine = conversionMachine.provide({ actors: options.actors as never });
-  const actor = previous
-    ? createActor(machine, { snapshot: previous.snapshot as never, input: { plan } })
-    : createActor(machine, { input: { plan } });
+  const actor =
+    'checkpoint' in from
+      ? createActor(machine, { snapshot: from.checkpoint.snapshot as never, input: { plan } })
+      : 'cleanup' in from
+        ? createActor(machine, { input: { cleanupOf: from.cleanup.context } })
+        : createActor(machine, { input: { plan } });
 
   let checkpoint: Checkpoint | undefined = previous;
   const persist = () => {

@@ -47,6 +47,8 @@ export interface ConversionContext {
   /** Teardown steps that failed: what is still in AWS. */
   leftovers: T.StepError[];
   removed: string[];
+  /** `cleanup`: a run restarted only to remove what an earlier process of it left behind. */
+  mode: 'convert' | 'cleanup';
 }
 
 export type ConversionEvent = { type: 'INTERRUPT'; reason?: string };
@@ -138,7 +140,8 @@ export const conversionMachine = setup({
   types: {
     context: {} as ConversionContext,
     events: {} as ConversionEvent,
-    input: {} as { plan: T.Plan },
+    /** A new run from its plan, or the cleanup of an ended or abandoned run from its last context. */
+    input: {} as { plan: T.Plan } | { cleanupOf: ConversionContext },
   },
   actors,
   actions: {
@@ -180,12 +183,17 @@ export const conversionMachine = setup({
     hasRunPolicy: ({ context }) => Boolean(context.resources.runPolicyName || context.intents.role),
     hasLeftovers: ({ context }) => context.leftovers.length > 0,
     wantsPull: ({ context }) => context.plan.pull,
+    cleaningUp: ({ context }) => context.mode === 'cleanup',
   },
 }).createMachine({
   id: 'conversion',
-  context: ({ input }) => ({ plan: input.plan, resources: {}, intents: {}, phases: {}, leftovers: [], removed: [] }),
-  initial: 'working',
+  context: ({ input }) =>
+    'cleanupOf' in input
+      ? { ...input.cleanupOf, leftovers: [], mode: 'cleanup' as const }
+      : { plan: input.plan, resources: {}, intents: {}, phases: {}, leftovers: [], removed: [], mode: 'convert' as const },
+  initial: 'starting',
   states: {
+    starting: { always: [{ guard: 'cleaningUp', target: 'teardown' }, { target: 'working' }] },
     working: {
       initial: 'resolving',
       on: { INTERRUPT: { target: 'settling', actions: 'recordInterrupt' } },
@@ -542,6 +550,7 @@ export const conversionMachine = setup({
       },
       onDone: [
         { guard: 'hasLeftovers', target: 'cleanupIncomplete' },
+        { guard: 'cleaningUp', target: 'cleaned' },
         { guard: 'failed', target: 'failed' },
         { guard: 'wantsPull', target: 'pulling' },
         { target: 'done' },
@@ -560,10 +569,10 @@ export const conversionMachine = setup({
     done: { type: 'final' },
     failed: { type: 'final' },
     kept: { type: 'final' },
+    cleaned: { type: 'final' },
     cleanupIncomplete: { type: 'final' },
   },
 });
 
 export type ConversionMachine = typeof conversionMachine;
-export type FinalState = 'done' | 'failed' | 'kept' | 'cleanupIncomplete';
-export const FINAL_STATES: readonly FinalState[] = ['done', 'failed', 'kept', 'cleanupIncomplete'];
+export type FinalState = 'done' | 'failed' | 'kept' | 'cleaned' | 'cleanupIncomplete';

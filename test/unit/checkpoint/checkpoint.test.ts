@@ -19,7 +19,7 @@ function sample(runId = 'run-1', state = 'working.resolving'): Checkpoint {
   const p = { ...plan(), runId };
   return {
     schema: 1, runId, createdAt: p.createdAt, updatedAt: p.createdAt, state, region: p.region,
-    context: { plan: p, resources: {}, intents: {}, phases: {}, leftovers: [], removed: [] },
+    context: { plan: p, resources: {}, intents: {}, phases: {}, leftovers: [], removed: [], mode: 'convert' },
     history: [{ at: p.createdAt, state }], snapshot: { status: 'active', value: { working: 'resolving' } },
   };
 }
@@ -71,15 +71,16 @@ describe('checkpoint store', () => {
 
   it('frees the lock of a process that was killed', async () => {
     // A child takes the lock and is SIGKILLed: its lock goes stale and can be taken over.
-    const script = `import lockfile from 'proper-lockfile'; lockfile.lockSync(${JSON.stringify(store.pathOf('run-2'))}, { realpath: false, stale: 2000, update: 1000 }); console.log('locked'); setInterval(() => {}, 1000);`;
+    const script = `import lockfile from 'proper-lockfile'; lockfile.lockSync(${JSON.stringify(store.pathOf('run-2'))}, { realpath: false, stale: 5000, update: 1000 }); console.log('locked'); setInterval(() => {}, 1000);`;
     store.save(sample('run-2'));
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => child.stdout!.on('data', () => resolve()));
-    expect(() => store.lock('run-2', 2)).toThrow(/another ami2docker process/);
+    expect(() => store.lock('run-2', 5)).toThrow(/another ami2docker process/);
     child.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 2600));
-    store.lock('run-2', 2)();
-  }, 10000);
+    // proper-lockfile's shortest stale period is 5 s.
+    await new Promise((r) => setTimeout(r, 6000));
+    store.lock('run-2', 5)();
+  }, 20000);
 
   it('flattens state values into readable names', () => {
     expect(stateName({ working: 'resolving' })).toBe('working.resolving');

@@ -192,4 +192,29 @@ describe('conversion statechart', () => {
     expect(fakes.calls.find((c) => c.name === 'createVolume')!.input).toEqual(originalInput);
     await toPromise(resumed).catch(() => undefined);
   });
+
+  it('cleans up a kept run from its last context, removing only what it had started', async () => {
+    const kept = run({ attachVolume: async () => { throw awsError('VolumeInUse', 'busy'); } }, { keepOnFailure: true });
+    const keptFinal = await kept.finished();
+    expect(keptFinal.value).toBe('kept');
+
+    const fakes = fakeActors();
+    const cleanup = createActor(conversionMachine.provide({ actors: fakes.actors }), { input: { cleanupOf: keptFinal.context } });
+    cleanup.start();
+    const final = await waitFor(cleanup, (s) => s.status === 'done', { timeout: 5000 });
+    expect(final.value).toBe('cleaned');
+    expect(fakes.names()).toEqual(TEARDOWN);
+    expect(fakes.calls[0]!.input).toMatchObject({ instanceId: 'i-0123456789abcdef0' });
+    expect(final.context.error).toMatchObject({ step: 'attach' });
+  });
+
+  it('cleans up a run that created nothing without calling AWS', async () => {
+    const failed = await run({ resolve: async () => { throw awsError('InputError', 'no such AMI'); } }).finished();
+    const fakes = fakeActors();
+    const cleanup = createActor(conversionMachine.provide({ actors: fakes.actors }), { input: { cleanupOf: failed.context } });
+    cleanup.start();
+    const final = await waitFor(cleanup, (s) => s.status === 'done', { timeout: 5000 });
+    expect(final.value).toBe('cleaned');
+    expect(fakes.names()).toEqual([]);
+  });
 });
