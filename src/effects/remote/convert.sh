@@ -181,7 +181,7 @@ platform = env('A2D_PLATFORM', 'linux/amd64').split('/')
 if len(platform) not in (2, 3) or not all(platform):
     fail('A2D_PLATFORM must look like linux/amd64 or linux/arm64, not %r' % env('A2D_PLATFORM'))
 
-# The AMI's creation time dates the image (the same AMI then gives the same image digest).
+# The image is dated by its content: the AMI's creation time.
 created = env('A2D_AMI_CREATION_DATE', '')
 if not re.match(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$', created):
     created = datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
@@ -558,13 +558,16 @@ push_blob() {
 
 # tar_options: a faithful archive of one filesystem. Numeric owners; every xattr (file
 # capabilities, user.*, POSIX ACLs as system.posix_acl_* which Docker restores) except SELinux
-# labels, which belong to the host that runs the container; sparse files as sparse; names sorted
-# and atime/ctime dropped so the same tree gives the same layer. Mount points of pseudo
-# filesystems stay as empty directories; excludes are anchored at the root.
+# labels, which belong to the host that runs the container, and XFS's own on-disk copy of the ACLs
+# (trusted.SGI_ACL_*, a duplicate of system.posix_acl_*); sparse files as sparse (a huge sparse
+# /var/log/lastlog stays small); no atime/ctime. Mount points of pseudo filesystems stay as empty
+# directories; excludes are anchored at the root.
+# (The layer is not bit-for-bit reproducible: GNU tar names sparse-file headers after its PID.)
 tar_options() {
   local path
-  printf '%s\n' --format=posix --pax-option=delete=atime,delete=ctime --sort=name --numeric-owner \
-    --xattrs --xattrs-include='*' --xattrs-exclude=security.selinux --acls --sparse \
+  printf '%s\n' --format=posix --pax-option=delete=atime,delete=ctime --numeric-owner \
+    --xattrs --xattrs-include='*' --xattrs-exclude=security.selinux --xattrs-exclude='trusted.SGI_ACL_*' \
+    --acls --sparse \
     --one-file-system --totals --anchored --wildcards \
     --exclude='./proc/*' --exclude='./sys/*' --exclude='./dev/*'
   while IFS= read -r path; do

@@ -1,0 +1,172 @@
+// Runs src/effects/remote/convert.sh the way SSM's AWS-RunShellScript does on the helper: an
+// `export NAME='value'` prelude, then `bash FILE </dev/null`, as root, with a minimal environment.
+// The attached volume appears under its Nitro name in a private mount namespace's /dev/disk/by-id.
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT } from '../fixtures/disk.js';
+
+export const CONVERT_SCRIPT = path.join(REPO_ROOT, 'src/effects/remote/convert.sh');
+export const REGISTRY = process.env.AMI2DOCKER_TEST_REGISTRY ?? '127.0.0.1:5000';
+export const DOCKER_HOST = process.env.DOCKER_HOST ?? 'unix:///tmp/ami2docker-services/docker.sock';
+
+/** The script's input contract. */
+export interface ConversionEnv {
+  A2D_VOLUME_ID: string;
+  A2D_DEVICE: string;
+  A2D_REPOSITORY_URI: string;
+  A2D_TAGS: string;
+  A2D_PLATFORM: string;
+  A2D_REGION: string;
+  A2D_AMI_ID: string;
+  A2D_AMI_NAME: string;
+  A2D_AMI_CREATION_DATE: string;
+  A2D_CHANGES: string;
+  A2D_EXCLUDES: string;
+  A2D_COMPRESSION: string;
+  A2D_DISK_WAIT_SECONDS?: string;
+}
+
+export interface RunOptions {
+  env: ConversionEnv;
+  /** Loop device to expose as /dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol<id>; omit to expose nothing. */
+  attachAs?: string;
+  /** Directories put first on PATH (test-only `aws`, argv loggers). */
+  pathPrefix: string[];
+  /** TMPDIR for the script, so a test can check it left nothing behind. */
+  tmpDir: string;
+  /** Run without a private mount namespace (for checks of what the script leaves mounted). */
+  noNamespace?: boolean;
+  /** Report any process whose argv contains this string while the script runs. */
+  watchArgvFor?: string;
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Parsed AMI2DOCKER_RESULT, when it is the last stdout line. */
+  result?: { imageUri: string; digest: string; tags: string[] };
+  steps: { step: string; text: string }[];
+  /** The AMI2DOCKER_ERROR line's step and message. */
+  error?: { step: string; message: string };
+  /** Command lines seen holding `watchArgvFor`. */
+  argvLeaks: string[];
+}
+
+const shellQuote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
+
+export function nitroName(volumeId: string): string {
+  return `/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${volumeId.replace('-', '')}`;
+}
+
+export async function runConversion(options: RunOptions): Promise<RunResult> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'a2d-ssm-'));
+  const prelude = Object.entries(options.env)
+    .filter(([, value]) => value !== undefined)
+    .map(([name, value]) => `export ${name}=${shellQuote(value as string)}`)
+    .join('\n');
+  const command = path.join(dir, 'command.sh');
+  await writeFile(command, `${prelude}\nbash ${shellQuote(CONVERT_SCRIPT)} </dev/null\n`);
+
+  const expose = options.attachAs
+    ? `mkdir -p /dev/disk/by-id && mount -t tmpfs none /dev/disk/by-id && ln -s ${shellQuote(options.attachAs)} ${shellQuote(nitroName(options.env.A2D_VOLUME_ID))} && `
+    : 'mkdir -p /dev/disk/by-id && mount -t tmpfs none /dev/disk/by-id && ';
+  const [file, args] = options.noNamespace
+    ? ['bash', [command]]
+    : ['unshare', ['-m', '--propagation', 'private', 'bash', '-c', `${expose}exec bash ${shellQuote(command)}`]];
+
+  const env = {
+    PATH: [...options.pathPrefix, '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
+    HOME: '/root',
+    TMPDIR: options.tmpDir,
+  };
+  const watcher = options.watchArgvFor ? watchArgv(options.watchArgvFor) : undefined;
+  try {
+    const { code, stdout, stderr } = await spawnCollect(file, args as string[], env);
+    return { code, stdout, stderr, ...parseOutput(stdout, stderr), argvLeaks: watcher ? watcher.stop() : [] };
+  } finally {
+    watcher?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function spawnCollect(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+export function parseOutput(stdout: string, stderr: string): Pick<RunResult, 'result' | 'steps' | 'error'> {
+  const lines = stdout.split('\n').filter((line) => line !== '');
+  const steps = lines
+    .filter((line) => line.startsWith('AMI2DOCKER_STEP '))
+    .map((line) => {
+      const [, step, ...rest] = line.split(' ');
+      return { step, text: rest.join(' ') };
+    });
+  const last = lines.at(-1) ?? '';
+  const result = last.startsWith('AMI2DOCKER_RESULT ') ? JSON.parse(last.slice('AMI2DOCKER_RESULT '.length)) : undefined;
+  const errorLine = stderr.split('\n').find((line) => line.startsWith('AMI2DOCKER_ERROR '));
+  const match = errorLine?.match(/^AMI2DOCKER_ERROR ([^:]+): (.*)$/);
+  return { steps, result, error: match ? { step: match[1], message: match[2] } : undefined };
+}
+
+/** Polls every process's command line (every few ms) for `needle`. */
+function watchArgv(needle: string): { stop(): string[] } {
+  const leaks = new Set<string>();
+  const scan = () => {
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+        if (cmdline.includes(needle)) leaks.add(cmdline.replace(/\0/g, ' '));
+      } catch {
+        // the process exited meanwhile
+      }
+    }
+  };
+  const timer = setInterval(scan, 5);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return [...leaks];
+    },
+  };
+}
+
+/**
+ * A directory of test-only commands put first on PATH: `aws` (prints `password`, or fails when it
+ * is undefined) and a `curl` that records its argv in `curl-argv.log` and runs the real curl.
+ */
+export async function makeShims(dir: string, password: string | undefined): Promise<{ dir: string; curlArgv: () => Promise<string> }> {
+  await mkdir(dir, { recursive: true });
+  const aws = password === undefined
+    ? '#!/bin/sh\necho "Unable to locate credentials. You can configure credentials by running \\"aws configure\\"." >&2\nexit 253\n'
+    : `#!/bin/sh\n[ "$1 $2" = "ecr get-login-password" ] || { echo "unexpected aws $*" >&2; exit 2; }\nprintf '%s\\n' ${shellQuote(password)}\n`;
+  await writeFile(path.join(dir, 'aws'), aws);
+  const log = path.join(dir, 'curl-argv.log');
+  await writeFile(path.join(dir, 'curl'), `#!/bin/sh\nprintf '%s\\n' "$*" >>${shellQuote(log)}\nexec /usr/bin/curl "$@"\n`);
+  await chmod(path.join(dir, 'aws'), 0o755);
+  await chmod(path.join(dir, 'curl'), 0o755);
+  return { dir, curlArgv: () => readFile(log, 'utf8').catch(() => '') };
+}
+
+/** Entries the script left in its TMPDIR (should be none). */
+export async function leftovers(dir: string): Promise<string[]> {
+  return readdir(dir).catch(() => []);
+}
+
+/** Mounts (from /proc/mounts) whose source is one of `devices`. */
+export async function mountsOf(devices: string[]): Promise<string[]> {
+  const mounts = await readFile('/proc/mounts', 'utf8');
+  return mounts.split('\n').filter((line) => devices.includes(line.split(' ')[0]));
+}
