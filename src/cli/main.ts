@@ -42,6 +42,48 @@ const convertCommand = (name: string, describe: string): CommandModule => ({
   handler: run<ConvertArgs>(async () => (await import('./convert.js')).convert),
 });
 
+const runsModule = () => import('./runs.js');
+
+const resumeCommand: CommandModule = {
+  command: 'resume [run-id]',
+  describe: 'Continue an interrupted run from its checkpoint (default: the most recent unfinished run)',
+  builder: (y) => y.positional('run-id', { type: 'string', describe: 'Run to resume (see `ami2docker list`)' }),
+  handler: run(async () => (await runsModule()).resume),
+};
+
+const cleanupCommand: CommandModule = {
+  command: 'cleanup [run-id]',
+  describe: 'Remove what a run created (default: the most recent unfinished run), or orphans found by tag',
+  builder: (y) =>
+    y
+      .positional('run-id', { type: 'string', describe: 'Run to clean up (see `ami2docker list`)' })
+      .options({
+        all: { type: 'boolean', default: false, describe: 'Also remove the reusable role, profile, repository and bucket the run created (never ones ami2docker did not create)' },
+        orphans: { type: 'boolean', default: false, describe: 'Find ami2docker-tagged instances, volumes and security groups in the region whose run is not active here' },
+        'older-than': { type: 'string', default: '2h', describe: 'With --orphans: leave alone what was created or active more recently than this' },
+        yes: { type: 'boolean', default: false, describe: 'With --orphans: remove without asking (needed when not on a terminal)' },
+        'dry-run': { type: 'boolean', default: false, describe: 'With --orphans: only list what would be removed' },
+      })
+      .example([
+        ['$0 cleanup 20261204-194501-3f9a', 'Remove the temporary resources of one run'],
+        ['$0 cleanup --orphans --older-than 6h --dry-run', 'List tagged leftovers whose checkpoint is gone'],
+      ]),
+  handler: run(async () => (await runsModule()).cleanup),
+};
+
+const listCommand: CommandModule = {
+  command: 'list',
+  describe: 'Runs recorded on this machine with their state, age, AMI, image, live resources and last error',
+  handler: run(async () => (await runsModule()).list),
+};
+
+const statusCommand: CommandModule = {
+  command: 'status <run-id>',
+  describe: 'One run in detail: resources, phases, error and history',
+  builder: (y) => y.positional('run-id', { type: 'string', demandOption: true }),
+  handler: run(async () => (await runsModule()).status),
+};
+
 export function cli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('ami2docker')
@@ -49,6 +91,10 @@ export function cli(argv: string[]): Argv {
     .options(globalOptions)
     .command(convertCommand('$0', 'Convert an AMI into a Docker image (the default command)'))
     .command(convertCommand('convert', 'Convert an AMI into a Docker image'))
+    .command(resumeCommand)
+    .command(cleanupCommand)
+    .command(listCommand)
+    .command(statusCommand)
     .strict()
     .help()
     .alias('help', 'h')

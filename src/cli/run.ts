@@ -28,10 +28,15 @@ export function effectContext(plan: Pick<Plan, 'region' | 'profile'>, output: Ou
   };
 }
 
-export async function execute(store: CheckpointStore, from: { plan: Plan } | { checkpoint: Checkpoint }, output: Output): Promise<ExitCode> {
-  const plan = 'plan' in from ? from.plan : from.checkpoint.context.plan;
+export type RunStart = { plan: Plan } | { checkpoint: Checkpoint } | { cleanup: Checkpoint };
+
+export function planOf(from: RunStart): Plan {
+  return 'plan' in from ? from.plan : 'checkpoint' in from ? from.checkpoint.context.plan : from.cleanup.context.plan;
+}
+
+/** Runs a conversion (new or resumed) or a cleanup to its end. */
+export async function execute(store: CheckpointStore, from: RunStart, output: Output, context = effectContext(planOf(from), output)): Promise<ExitCode> {
   const { effects } = await import('../effects/index.js');
-  const context = effectContext(plan, output);
   const run = drive({ store, actors: actorsFrom(effects as never, context), from, onTransition: (c) => output.state(c.runId, c.state) });
   output.note(`run ${run.runId} (checkpoint: ${store.pathOf(run.runId)})`);
 
@@ -81,7 +86,8 @@ export function phaseSeconds(context: ConversionContext): Record<string, number>
 
 function reportOutcome(runId: string, final: FinalState, context: ConversionContext, output: Output): ExitCode {
   const phases = phaseSeconds(context);
-  const total = (Date.now() - Date.parse(context.plan.createdAt)) / 1000;
+  const started = context.mode === 'cleanup' ? context.phases.teardown?.startedAt : context.plan.createdAt;
+  const total = (Date.now() - Date.parse(started ?? context.plan.createdAt)) / 1000;
   const base = { runId, status: final, phases, totalSeconds: total, removed: context.removed };
 
   if (final === 'done' && context.result) {
@@ -101,12 +107,20 @@ function reportOutcome(runId: string, final: FinalState, context: ConversionCont
     return EXIT.done;
   }
 
+  if (final === 'cleaned') {
+    output.result({ ...base, exitCode: EXIT.done }, [
+      context.removed.length ? `Removed ${context.removed.join(', ')}` : 'Nothing of this run was left in AWS.',
+    ]);
+    return EXIT.done;
+  }
+
   const error = context.error ?? { step: 'unknown', name: 'Error', message: 'the run ended without a result' };
   if (final === 'cleanupIncomplete') {
     const leftovers = context.leftovers.map(describeFailure).join('; ');
     output.result({ ...base, error, leftovers: context.leftovers, exitCode: EXIT.cleanupIncomplete }, []);
+    const cause = context.error && context.mode === 'convert' ? `${describeFailure(error)}; ` : '';
     output.error(
-      `${context.error ? `${describeFailure(error)}; ` : ''}cleanup incomplete: ${leftovers}. Remove what is left with 'ami2docker cleanup ${runId}'`,
+      `${cause}cleanup incomplete: ${leftovers}. Remove what is left with 'ami2docker cleanup ${runId}'`,
       EXIT.cleanupIncomplete,
     );
     return EXIT.cleanupIncomplete;

@@ -133,6 +133,15 @@ export class CheckpointStore {
     for (const suffix of ['', '.prev']) rmSync(`${this.pathOf(runId)}${suffix}`, { force: true });
   }
 
+  /** Whether a live process holds the run's lock. */
+  isLocked(runId: string, staleSeconds = 10): boolean {
+    try {
+      return lockfile.checkSync(this.pathOf(runId), { realpath: false, stale: staleSeconds * 1000 });
+    } catch {
+      return false;
+    }
+  }
+
   /**
    * Takes the run's lock, or says who holds it. The lock file is refreshed while held, so a process
    * that died (even by SIGKILL) stops holding it after `staleSeconds`.
