@@ -23,6 +23,9 @@ export async function resolveBucket(name: string, ctx: EffectContext): Promise<N
   } catch (error) {
     const status = httpStatus(error);
     if (status === 404 || hasAwsCode(error, 'NotFound', 'NoSuchBucket')) return { name, create: true };
+    if (status === 301) {
+      throw new InputError(`S3 bucket '${name}' is in another region than ${ctx.clients.region}; choose a bucket in ${ctx.clients.region} for --ssm-bucket`);
+    }
     if (status === 403) {
       throw new InputError(`S3 bucket '${name}' exists but belongs to another account (or this one may not use it); choose another --ssm-bucket`);
     }

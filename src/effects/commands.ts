@@ -24,8 +24,8 @@ const ERROR_LINE = /^AMI2DOCKER_ERROR ([^:\s]+): ?(.*)$/;
 /** GetCommandInvocation returns at most this much stdout. */
 const INLINE_STDOUT_LIMIT = 24000;
 const FINAL_STATUSES = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
-/** What the SSM agent puts after output it cut short; not part of what the script printed. */
-const TRUNCATION_MARKER = /\n?-+\s*Output truncated\s*-+\s*$/i;
+/** What the SSM agent appends to output it cut short (`---Output truncated---`, `---Error truncated----`). */
+const TRUNCATION_MARKER = /\n?-+(Output|Error) truncated-+\s*$/;
 
 const withoutMarker = (text: string | undefined) => (text ?? '').replace(TRUNCATION_MARKER, '');
 

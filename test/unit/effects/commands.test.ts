@@ -105,7 +105,7 @@ describe('awaitConversion', () => {
   it('reads the full output from S3 when SSM truncated it', async () => {
     const longOutput = `${'x'.repeat(100)}\n`.repeat(300);
     const fullStdout = `${longOutput}${RESULT_LINE}\n`;
-    m.ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: `${fullStdout.slice(0, 24000)}\n---Output truncated---` });
+    m.ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Success', StandardOutputContent: `${fullStdout.slice(0, 24000)}\n---Output truncated---`, StandardErrorContent: 'warning\n---Error truncated----' });
     const prefix = `ami2docker/${runId}/`;
     m.s3.on(ListObjectsV2Command).resolves({ Contents: [
       { Key: `${prefix}cmd-other/i-1/awsrunShellScript/0.awsrunShellScript/stdout` },

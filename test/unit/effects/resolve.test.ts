@@ -211,6 +211,8 @@ describe('resolve', () => {
     const foreign = resolve({ plan: plan({ ssmBucket: 'out' }) }, testContext());
     await expect(foreign).rejects.toBeInstanceOf(InputError);
     await expect(foreign).rejects.toThrow(/another account/);
+    m.s3.on(HeadBucketCommand).rejects(awsError('PermanentRedirect', 'moved', 301));
+    await expect(resolve({ plan: plan({ ssmBucket: 'out' }) }, testContext())).rejects.toThrow(/in another region than eu-west-1/);
   });
 
   it('requires a named instance profile to exist', async () => {
