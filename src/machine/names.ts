@@ -31,6 +31,8 @@ export function newRunId(now: Date, random: () => number = Math.random): string 
  */
 export function repositoryNameFromAmiName(amiName: string): string {
   const components = amiName
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '') // é → e rather than a dash
     .toLowerCase()
     .split('/')
     .map((part) => part.replace(/[^a-z0-9._-]+/g, '-').replace(/[._-]{2,}/g, '-').replace(/^[._-]+|[._-]+$/g, ''))
