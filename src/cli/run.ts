@@ -37,8 +37,9 @@ export function planOf(from: RunStart): Plan {
 /** Runs a conversion (new or resumed) or a cleanup to its end. */
 export async function execute(store: CheckpointStore, from: RunStart, output: Output, context = effectContext(planOf(from), output)): Promise<ExitCode> {
   const { effects } = await import('../effects/index.js');
+  const { runId } = planOf(from);
+  output.note(`run ${runId} (checkpoint: ${store.pathOf(runId)})`);
   const run = drive({ store, actors: actorsFrom(effects as never, context), from, onTransition: (c) => output.state(c.runId, c.state) });
-  output.note(`run ${run.runId} (checkpoint: ${store.pathOf(run.runId)})`);
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
