@@ -1,7 +1,8 @@
 // Volume blocks are sparse files; attaching one makes it a loop device with partition nodes,
 // which is what a block device looks like to the tools a conversion uses (blkid, mount, ...).
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { basename } from 'node:path';
 import { run } from './exec.js';
 
@@ -30,7 +31,18 @@ export async function attachLoop(file: string): Promise<LoopDevice> {
   // Without udev the kernel does not always make partition nodes: ask partx to add them.
   await run('partx', ['-u', device]).catch(() => undefined);
   await run('partx', ['-a', device]).catch(() => undefined);
-  return { device, partitions: partitionsOf(device) };
+  const partitions = partitionsOf(device);
+  for (const node of partitions) await waitForBlockDevice(node);
+  return { device, partitions };
+}
+
+/** devtmpfs makes the node shortly after the kernel adds the partition. */
+async function waitForBlockDevice(node: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(existsSync(node) && lstatSync(node).isBlockDevice())) {
+    if (Date.now() > deadline) throw new Error(`${node} did not appear`);
+    await sleep(50);
+  }
 }
 
 function partitionsOf(device: string): string[] {
