@@ -1,8 +1,9 @@
 // Rendering the SSM command: a POSIX-sh prelude (the agent may run it with `sh`) that writes the
-// conversion script into a temporary file through a quoted heredoc, exports its inputs, and runs it
-// with bash. Values reach the script only as single-quoted shell words, so nothing in an AMI name,
+// conversion script into a temporary file, exports its inputs, and runs it with bash. The script
+// travels gzip-compressed and base64-encoded, a third of its size, to stay well inside SSM's limit
+// on command parameters. Values reach the script only as single-quoted shell words, so nothing in an AMI name,
 // tag or --change can be expanded or executed by the prelude.
-import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import type { Architecture, ConversionSpec } from '../machine/types.js';
 
@@ -50,20 +51,19 @@ export function conversionEnvironment(spec: ConversionSpec): [string, string][] 
   ];
 }
 
-/** A heredoc delimiter that cannot occur in the script: derived from its hash, and checked. */
-function heredocDelimiter(script: string): string {
-  const delimiter = `AMI2DOCKER_SCRIPT_${createHash('sha256').update(script).digest('hex').slice(0, 16)}`;
-  if (script.split('\n').includes(delimiter)) throw new Error('the conversion script contains its own heredoc delimiter');
-  return delimiter;
+/** Base64 lines of 76 characters, as `base64 -d` reads them. */
+function encodeScript(script: string): string {
+  return (gzipSync(Buffer.from(script, 'utf8'), { level: 9 }).toString('base64').match(/.{1,76}/g) ?? []).join('\n');
 }
 
 export function renderConversionCommand(spec: ConversionSpec, script: string = loadConversionScript()): string {
   const body = script.endsWith('\n') ? script : `${script}\n`;
-  const delimiter = heredocDelimiter(body);
+  // Base64 never contains '_', so the delimiter cannot occur in the encoded script.
   return [
     'a2d_script=$(mktemp "${TMPDIR:-/tmp}/ami2docker-convert.XXXXXX") || exit 1',
-    `cat >"$a2d_script" <<'${delimiter}'`,
-    `${body}${delimiter}`,
+    `base64 -d <<'AMI2DOCKER_SCRIPT' | gzip -dc >"$a2d_script" || exit 1`,
+    encodeScript(body),
+    'AMI2DOCKER_SCRIPT',
     ...conversionEnvironment(spec).map(([name, value]) => `export ${name}=${shellQuote(value)}`),
     'bash "$a2d_script" </dev/null',
     'a2d_status=$?',

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,9 +49,12 @@ function runRendered(shell: string, command: string) {
 }
 
 describe('renderConversionCommand', () => {
-  it('is valid sh and bash with the real conversion script', () => {
+  it('is valid sh and bash with the real conversion script, carried compressed', () => {
     const command = renderConversionCommand(spec);
-    expect(command).toContain(loadConversionScript());
+    const encoded = command.split('\n').filter((line) => /^[A-Za-z0-9+/=]{1,76}$/.test(line)).join('');
+    expect(gunzipSync(Buffer.from(encoded, 'base64')).toString('utf8')).toBe(loadConversionScript());
+    // Well under SSM's limit on command parameters, and much smaller than the script itself.
+    expect(command.length).toBeLessThan(loadConversionScript().length * 0.6);
     for (const shell of ['sh', 'bash']) {
       const check = spawnSync(shell, ['-n'], { input: command, encoding: 'utf8' });
       expect({ shell, status: check.status, stderr: check.stderr }).toEqual({ shell, status: 0, stderr: '' });
