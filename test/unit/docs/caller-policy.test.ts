@@ -3,16 +3,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readmeCallerPolicy } from '../../support/e2e.js';
 
 const root = process.cwd();
-
-export function readmeCallerPolicy(): { Statement: { Action: string[]; Resource: string | string[] }[] } {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('### For the person or role running ami2docker'));
-  const json = /```json\n([\s\S]*?)\n```/.exec(section)?.[1];
-  if (!json) throw new Error('README has no caller policy block');
-  return JSON.parse(json);
-}
 
 /** IAM actions whose name differs from the SDK command, or that an operation needs besides its own. */
 const ACTIONS_OF: Record<string, string[]> = {
