@@ -160,11 +160,11 @@ async function cleanupOrphans(args: CleanupArgs, output: Output): Promise<ExitCo
   }
 }
 
-/** IDs of resources the run created that its teardown has not reported removed. */
+/** Temporary resources the run may still have in AWS: none once its teardown completed. */
 function liveResources(checkpoint: Checkpoint): string[] {
-  const { resources, removed } = checkpoint.context;
-  const ids = [resources.instanceId, resources.volumeId, resources.securityGroupId].filter((id): id is string => Boolean(id));
-  return ids.filter((id) => !removed.some((entry) => entry.includes(id)));
+  if (checkpoint.final && ['done', 'failed', 'cleaned'].includes(checkpoint.final)) return [];
+  const { resources } = checkpoint.context;
+  return [resources.instanceId, resources.volumeId, resources.securityGroupId].filter((id): id is string => Boolean(id));
 }
 
 function summary(checkpoint: Checkpoint) {

@@ -131,6 +131,9 @@ export async function pullImage(input: PullImageInput, ctx: EffectContext): Prom
   const separator = decoded.indexOf(':');
   const username = decoded.slice(0, separator);
   await runDocker({ args: ['login', '--username', username, '--password-stdin', data.proxyEndpoint], stdin: decoded.slice(separator + 1) }, ctx);
+  // Pull exactly what was verified, by digest, then name it as the registry does.
   await runDocker({ args: ['pull', input.imageUri] }, ctx);
+  const repository = input.imageUri.split('@')[0]!;
+  for (const tag of input.tags) await runDocker({ args: ['tag', input.imageUri, `${repository}:${tag}`] }, ctx);
   return { pulled: input.imageUri };
 }

@@ -561,7 +561,7 @@ export const conversionMachine = setup({
       exit: { type: 'endPhase', params: 'pull' },
       invoke: {
         src: 'pullImage',
-        input: ({ context }) => ({ imageUri: context.result!.imageUri, region: context.plan.region }),
+        input: ({ context }) => ({ imageUri: context.result!.imageUri, tags: context.result!.tags, region: context.plan.region }),
         onDone: 'done',
         onError: { target: 'failed', actions: { type: 'recordFailure', params: 'pull' } },
       },

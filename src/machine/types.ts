@@ -156,7 +156,8 @@ export interface ConversionResult { imageUri: string; digest: string; tags: stri
 export interface VerifyImageInput { repositoryName: string; digest: string; tags: string[] }
 export interface VerifyImageOutput { digest: string; sizeBytes?: number; pushedAt?: string }
 
-export interface PullImageInput { imageUri: string; region: string }
+/** `imageUri` is pinned by digest; the local image also gets the run's `tags`. */
+export interface PullImageInput { imageUri: string; tags: string[]; region: string }
 export interface PullImageOutput { pulled: string }
 
 // Teardown: each tolerates a resource already gone and finds by tag what the checkpoint lacks an id for.

@@ -45,19 +45,22 @@ beforeEach(() => {
 });
 
 describe('pullImage', () => {
-  it('logs in to the endpoint ECR names with the password on stdin only, then pulls', async () => {
+  it('logs in to the endpoint ECR names with the password on stdin only, pulls by digest, then tags', async () => {
     const ctx = testContext();
-    expect(await pullImage({ imageUri: IMAGE, region: 'eu-west-1' }, ctx)).toEqual({ pulled: IMAGE });
+    expect(await pullImage({ imageUri: IMAGE, tags: ['latest', 'v1'], region: 'eu-west-1' }, ctx)).toEqual({ pulled: IMAGE });
     const argv = readFileSync(join(dir, 'argv'), 'utf8');
-    expect(argv).toBe(`login --username AWS --password-stdin https://registry.example\npull ${IMAGE}\n`);
+    expect(argv).toBe(
+      `login --username AWS --password-stdin https://registry.example\npull ${IMAGE}\n` +
+        `tag ${IMAGE} registry.example/team/web:latest\ntag ${IMAGE} registry.example/team/web:v1\n`,
+    );
     expect(readFileSync(join(dir, 'stdin.login'), 'utf8')).toBe(PASSWORD);
     expect(readFileSync(join(dir, 'stdin.pull'), 'utf8')).toBe('');
-    expect(ctx.reports.map((r) => r.message)).toEqual(['fake login done', 'fake pull done']);
+    expect(ctx.reports.map((r) => r.message)).toEqual(['fake login done', 'fake pull done', 'fake tag done', 'fake tag done']);
     expect(JSON.stringify(ctx.reports)).not.toContain(PASSWORD);
   });
 
   it("fails with docker's message when the pull fails", async () => {
     writeFileSync(join(dir, 'fail-pull'), '');
-    await expect(pullImage({ imageUri: IMAGE, region: 'eu-west-1' }, testContext())).rejects.toThrow(/docker pull failed \(exit 1\): Error response from daemon: manifest unknown/);
+    await expect(pullImage({ imageUri: IMAGE, tags: ['latest'], region: 'eu-west-1' }, testContext())).rejects.toThrow(/docker pull failed \(exit 1\): Error response from daemon: manifest unknown/);
   });
 });
