@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertOptions, globalOptions } from '../../../src/cli/options.js';
 import { runCli } from '../../support/cli.js';
+
+// Each case starts the CLI as a process: on a busy machine that alone can take seconds.
+jest.setTimeout(60_000);
 
 // Any AWS call the CLI makes lands here: bad input must make none.
 let server: Server;
