@@ -20,7 +20,7 @@ export async function resolveRegion(args: { region?: string; profile?: string })
 
 export async function convert(args: ConvertArgs, output: Output): Promise<ExitCode> {
   const region = await resolveRegion(args);
-  const plan = normalisePlan({ ...args, tag: args.tag, change: args.change, exclude: args.exclude, region });
+  const plan = normalisePlan({ ...args, region });
   if (!args.dryRun) return execute(storeFor(args), { plan }, output);
 
   const { effects } = await import('../effects/index.js');

@@ -1,6 +1,6 @@
 // Option definitions as plain data, so `--help` costs no AWS SDK load.
 import type { Options } from 'yargs';
-import { DEFAULT_MAX_RUNTIME, DEFAULT_SSM_TIMEOUT } from '../machine/plan.js';
+import { DEFAULT_MAX_RUNTIME, DEFAULT_SSM_TIMEOUT, type ConvertOptions } from '../machine/plan.js';
 
 /** Options every command takes. */
 export const globalOptions = {
@@ -44,24 +44,13 @@ export type CommonArgs = {
   config?: string;
 };
 
-export type ConvertArgs = CommonArgs & {
-  amiName?: string;
-  amiId?: string;
-  amiOwner?: string[];
-  ssmBucket?: string;
-  subnetId?: string;
-  instanceProfile?: string;
-  instanceType?: string;
-  instanceAmiName?: string;
-  instanceAmiId?: string;
-  ecrRegistry?: string;
-  tag?: string[];
-  change?: string[];
-  exclude?: string[];
-  compression: string;
-  maxRuntime: string;
-  ssmTimeout: string;
-  keepOnFailure: boolean;
-  dryRun: boolean;
-  pull: boolean;
-};
+/** Parsed conversion flags: the plan's options, with the defaults above filled in. */
+export type ConvertArgs = CommonArgs &
+  Omit<ConvertOptions, 'region'> & {
+    compression: string;
+    maxRuntime: string;
+    ssmTimeout: string;
+    keepOnFailure: boolean;
+    dryRun: boolean;
+    pull: boolean;
+  };
