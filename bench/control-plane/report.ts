@@ -1,0 +1,150 @@
+// What the control-plane benchmark computes from its measurements: times, the critical-path lower
+// bound from the twin's latency model, where each tool spends its time against that model, and the
+// AWS requests it made.
+import { LATENCY } from '../../test/twin/latency.js';
+import type { Measurement, Milestone, Tool } from './twin-run.js';
+
+export const TARGETS = { versusOriginal: 0.6, versusLowerBound: 1.1 } as const;
+
+export const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
+const seconds = (ms: number) => ms / 1000;
+const fmt = (s: number) => s.toFixed(2);
+
+/** "Start to image": spawn of the tool until the pushed image is verified in ECR, before teardown. */
+export const toImage = (m: Measurement) => seconds(m.at.image - m.startedAt);
+export const toExit = (m: Measurement) => seconds(m.at.exit - m.startedAt);
+export const conversionSeconds = (m: Measurement) => seconds(m.conversion.endedAt - m.conversion.startedAt);
+/** Start to image less the conversion's own run on the helper: what orchestration alone costs. */
+export const orchestration = (m: Measurement) => toImage(m) - conversionSeconds(m);
+
+/**
+ * The fastest any orchestration could be on this twin (pre-existing profile, so no IAM propagation):
+ * the instance's boot and SSM registration run alongside the volume's creation, then the attach, the
+ * command's delivery and start, and the conversion itself (its measured duration). API round trips,
+ * process start-up and polling are taken as free.
+ */
+export function lowerBoundSeconds(scale: number, conversion: number): number {
+  const provision = Math.max(LATENCY.instanceBoot + LATENCY.ssmRegistration, LATENCY.volumeCreate);
+  return (provision + LATENCY.attach + LATENCY.commandDelivery + LATENCY.commandStart) * scale + conversion;
+}
+
+/** The stretches of a run between milestones, each with the time the latency model allows for it. */
+export const SEGMENTS: { name: string; from: Milestone | 'start'; to: Milestone; model: (scale: number, m: Measurement) => number }[] = [
+  { name: 'start → tool ready (node, modules)', from: 'start', to: 'ready', model: () => 0 },
+  { name: 'ready → RunInstances accepted', from: 'ready', to: 'launched', model: () => 0 },
+  { name: 'RunInstances → SSM online seen', from: 'launched', to: 'online', model: (s) => (LATENCY.instanceBoot + LATENCY.ssmRegistration) * s },
+  { name: 'online → volume attached seen', from: 'online', to: 'attached', model: (s) => LATENCY.attach * s },
+  { name: 'attached → command end seen', from: 'attached', to: 'commandDone', model: (s, m) => (LATENCY.commandDelivery + LATENCY.commandStart) * s + conversionSeconds(m) },
+  { name: 'command end → image verified', from: 'commandDone', to: 'image', model: () => 0 },
+  { name: 'image → exit (teardown)', from: 'image', to: 'exit', model: () => 0 },
+];
+
+export const segmentSeconds = (m: Measurement, segment: (typeof SEGMENTS)[number]) =>
+  seconds(m.at[segment.to] - (segment.from === 'start' ? m.startedAt : m.at[segment.from]));
+
+export interface CallCounts { total: number; toImage: number; helper: number; byOperation: Record<string, number> }
+
+/** The tool's own requests (signed as the user), whole run and up to the image; the helper's apart. */
+export function callCounts(m: Measurement): CallCounts {
+  const own = m.calls.filter((call) => call.byTool);
+  const byOperation: Record<string, number> = {};
+  for (const call of own) byOperation[`${call.service}:${call.operation}`] = (byOperation[`${call.service}:${call.operation}`] ?? 0) + 1;
+  return {
+    total: own.length,
+    toImage: own.filter((call) => call.at <= m.at.image).length,
+    helper: m.calls.length - own.length,
+    byOperation,
+  };
+}
+
+export interface Summary {
+  tool: Tool;
+  toImage: number;
+  toExit: number;
+  conversion: number;
+  orchestration: number;
+  lowerBound: number;
+  calls: { total: number; toImage: number; helper: number };
+  segments: number[];
+  /** The run whose time to image is the median: its per-operation counts are shown. */
+  medianRun: Measurement;
+}
+
+export function summarise(tool: Tool, runs: Measurement[], scale: number): Summary {
+  const counts = runs.map(callCounts);
+  const byTime = [...runs].sort((a, b) => toImage(a) - toImage(b));
+  return {
+    tool,
+    toImage: median(runs.map(toImage)),
+    toExit: median(runs.map(toExit)),
+    conversion: median(runs.map(conversionSeconds)),
+    orchestration: median(runs.map(orchestration)),
+    lowerBound: median(runs.map((m) => lowerBoundSeconds(scale, conversionSeconds(m)))),
+    calls: { total: median(counts.map((c) => c.total)), toImage: median(counts.map((c) => c.toImage)), helper: median(counts.map((c) => c.helper)) },
+    segments: SEGMENTS.map((segment) => median(runs.map((m) => segmentSeconds(m, segment)))),
+    medianRun: byTime[Math.floor(byTime.length / 2)]!,
+  };
+}
+
+export function describeRun(m: Measurement, scale: number): string {
+  const c = callCounts(m);
+  return `${m.tool.padEnd(10)} to image ${fmt(toImage(m))} s, with teardown ${fmt(toExit(m))} s; conversion ${fmt(conversionSeconds(m))} s; ` +
+    `lower bound ${fmt(lowerBoundSeconds(scale, conversionSeconds(m)))} s; AWS calls ${c.total} (${c.toImage} to image, +${c.helper} by the helper)`;
+}
+
+const verdict = (ratio: number, target: number) => `${fmt(ratio)} (target ≤ ${target}: ${ratio <= target ? 'met' : 'NOT met'})`;
+
+export function ratios(a: Summary, o: Summary) {
+  return {
+    versusOriginal: a.toImage / o.toImage,
+    versusLowerBound: a.toImage / a.lowerBound,
+    /** The best any orchestration could do against this original on this twin. */
+    boundVersusOriginal: a.lowerBound / o.toImage,
+    /** The same two ratios without the conversion's own time, which neither tool can change. */
+    orchestrationVersusOriginal: a.orchestration / o.orchestration,
+    orchestrationVersusBound: a.orchestration / (a.lowerBound - a.conversion),
+  };
+}
+
+export function formatSummary(a: Summary, o: Summary, scale: number): string[] {
+  const r = ratios(a, o);
+  const lines = [
+    '',
+    'medians (seconds)            ami2docker   original',
+    `  start to image               ${fmt(a.toImage).padStart(8)}   ${fmt(o.toImage).padStart(8)}`,
+    `  with teardown                ${fmt(a.toExit).padStart(8)}   ${fmt(o.toExit).padStart(8)}`,
+    `  conversion on the helper     ${fmt(a.conversion).padStart(8)}   ${fmt(o.conversion).padStart(8)}`,
+    `  orchestration (less conv.)   ${fmt(a.orchestration).padStart(8)}   ${fmt(o.orchestration).padStart(8)}`,
+    `  lower bound                  ${fmt(a.lowerBound).padStart(8)}   ${fmt(o.lowerBound).padStart(8)}`,
+    `  AWS calls, whole run         ${String(a.calls.total).padStart(8)}   ${String(o.calls.total).padStart(8)}`,
+    `  AWS calls, to image          ${String(a.calls.toImage).padStart(8)}   ${String(o.calls.toImage).padStart(8)}`,
+    `  calls by the helper itself   ${String(a.calls.helper).padStart(8)}   ${String(o.calls.helper).padStart(8)}`,
+    '',
+    `ami2docker / original      ${verdict(r.versusOriginal, TARGETS.versusOriginal)}`,
+    `ami2docker / lower bound   ${verdict(r.versusLowerBound, TARGETS.versusLowerBound)}`,
+    `lower bound / original     ${fmt(r.boundVersusOriginal)} (no orchestration can go below this ratio against this original at scale ${scale})`,
+    `orchestration alone: ami2docker / original ${fmt(r.orchestrationVersusOriginal)}, ami2docker / its bound ${fmt(r.orchestrationVersusBound)}`,
+    '',
+    'where the time goes (medians; in brackets what the latency model allows for that stretch)',
+    `  ${'segment'.padEnd(34)} ${'ami2docker'.padStart(17)} ${'original'.padStart(17)}`,
+  ];
+  SEGMENTS.forEach((segment, i) => {
+    const cell = (summary: Summary) => `${fmt(summary.segments[i]!)} [${fmt(segment.model(scale, summary.medianRun))}]`.padStart(17);
+    lines.push(`  ${segment.name.padEnd(34)} ${cell(a)} ${cell(o)}`);
+  });
+  lines.push('', 'AWS calls of the median run, by operation (ami2docker | original)');
+  const ca = callCounts(a.medianRun).byOperation;
+  const co = callCounts(o.medianRun).byOperation;
+  for (const op of [...new Set([...Object.keys(ca), ...Object.keys(co)])].sort()) {
+    lines.push(`  ${op.padEnd(38)} ${String(ca[op] ?? 0).padStart(4)} ${String(co[op] ?? 0).padStart(4)}`);
+  }
+  if (a.medianRun.phases) {
+    lines.push('', `ami2docker checkpoint phases of the median run (s): ${Object.entries(a.medianRun.phases).map(([p, s]) => `${p} ${fmt(s)}`).join(', ')}`);
+  }
+  return lines;
+}

@@ -1,0 +1,67 @@
+// Control-plane benchmark: ami2docker's orchestration against a replay of the original tool's
+// (strictly sequential, fixed 5 s / 10 s polls), both converting the same small AMI on a fresh AWS
+// twin whose AWS latencies follow AWS's, scaled. Both tools' poll intervals are scaled alike.
+//
+//   eval "$(scripts/services.sh env)"; npm run build; node dist/bench/control-plane/run.js [--rounds 3] [--scale 0.1]
+//
+// Run as root with the Docker engine and registry up. "Start to image" is from spawning the tool
+// until the pushed image is verified in ECR, before teardown, for both tools (see RESULTS.md).
+// Exits 0 whether or not the targets are met: it measures, it does not judge.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { makeDisk } from '../../test/fixtures/disk.js';
+import { describeRun, formatSummary, summarise } from './report.js';
+import { measure, stopTools, type Measurement, type Tool } from './twin-run.js';
+
+function options() {
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, scale: { type: 'string', default: '0.1' } } });
+  const rounds = Number(values.rounds);
+  const scale = Number(values.scale);
+  if (!(Number.isInteger(rounds) && rounds > 0)) throw new Error('--rounds must be a positive integer');
+  if (!(scale > 0)) throw new Error('--scale must be a positive number');
+  return { rounds, scale };
+}
+
+/** Alternating order (A O, O A, A O ...), so drift in the machine's load hits both tools alike. */
+const orderOf = (round: number): Tool[] => (round % 2 === 0 ? ['ami2docker', 'original'] : ['original', 'ami2docker']);
+
+async function main(): Promise<void> {
+  const { rounds, scale } = options();
+  const workDir = await mkdtemp(join(tmpdir(), 'ami2docker-bench-cp-'));
+  // On a signal the tool under way is stopped; its measurement fails, and the `finally` blocks
+  // below and in measure() stop the twin and remove the work directory.
+  let stopping = false;
+  const stop = () => {
+    stopping = true;
+    stopTools();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const disk = join(workDir, 'disk.img');
+    const built = await makeDisk('gpt-xfs-al2023', disk, { size: '512M' });
+    if (!built.built) throw new Error(`cannot build the disk fixture: ${built.skipped}`);
+    console.log(`control-plane benchmark: time scale ${scale}; polls: ami2docker ${2 * scale} s; original ${5 * scale} s (volume) / ${10 * scale} s (instance, SSM, command)`);
+    console.log('both tools get an existing instance profile and ECR repository (the original took them as --instance-profile / --ecr-registry)');
+    const runs: Record<Tool, Measurement[]> = { ami2docker: [], original: [] };
+    for (let round = 0; round < rounds; round++) {
+      for (const tool of orderOf(round)) {
+        if (stopping) throw new Error('interrupted');
+        const m = await measure(tool, { disk, scale, workDir });
+        runs[tool].push(m);
+        console.log(`round ${round + 1}: ${describeRun(m, scale)}`);
+      }
+    }
+    const lines = formatSummary(summarise('ami2docker', runs.ami2docker, scale), summarise('original', runs.original, scale), scale);
+    console.log(lines.join('\n'));
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});
