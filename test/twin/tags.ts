@@ -22,14 +22,3 @@ export function copyTag(tag: { Key?: string; Value?: string }): Tag {
 export function tagRecord(tags: Tag[]): Record<string, string> {
   return Object.fromEntries(tags.map((tag) => [tag.Key, tag.Value]));
 }
-
-/** Sets or replaces tags by key, keeping the order they were first given in. */
-export function mergeTags(existing: Tag[], added: Tag[]): Tag[] {
-  const out = existing.map(copyTag);
-  for (const tag of added) {
-    const found = out.find((t) => t.Key === tag.Key);
-    if (found) found.Value = tag.Value;
-    else out.push(copyTag(tag));
-  }
-  return out;
-}

@@ -305,7 +305,7 @@ export class Ec2Service implements QueryService {
     if (typeArch !== image.architecture) {
       throw new AwsError('InvalidParameterValue', `The architecture '${typeArch}' of the specified instance type does not match the architecture '${image.architecture}' of the specified AMI. Specify an instance type and an AMI that have matching architectures, and try again. You can use 'describe-instance-types' or 'describe-images' to discover the architecture of the instance type or AMI.`);
     }
-    const subnet = input.SubnetId ? this.subnet(input.SubnetId) : [...this.subnets.values()].find((s) => s.defaultForAz)!;
+    const subnet = input.SubnetId ? this.subnet(input.SubnetId) : this.defaultSubnet(input.Placement?.AvailabilityZone);
     const groupIds: string[] = input.SecurityGroupIds?.length ? input.SecurityGroupIds : [this.defaultGroupOf(subnet.vpcId).id];
     for (const id of groupIds) {
       const group = this.group(id);
@@ -465,11 +465,6 @@ export class Ec2Service implements QueryService {
     this.work.set(id, finished);
   }
 
-  /** Resolves once every pending state change has finished (used at shutdown). */
-  async settle(): Promise<void> {
-    await Promise.allSettled([...this.work.values()]);
-  }
-
   // ---- lookups -------------------------------------------------------------------------------
 
   private lookup<T>(store: Map<string, T>, ids: string[] | undefined, prefix: string, code: string, message: (missing: string[]) => string): T[] {
@@ -499,6 +494,12 @@ export class Ec2Service implements QueryService {
 
   private vpc(id: string): Vpc {
     return this.lookup(this.vpcs, [id], 'vpc', 'InvalidVpcID', () => `The vpc ID '${id}' does not exist`)[0];
+  }
+
+  private defaultSubnet(az: string | undefined): Subnet {
+    const subnet = [...this.subnets.values()].find((s) => s.defaultForAz && (az === undefined || s.az === az));
+    if (!subnet) throw new AwsError('InvalidParameterValue', `Invalid availability zone: [${az}]`);
+    return subnet;
   }
 
   private defaultVpc(): Vpc {
