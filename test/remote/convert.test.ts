@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { attachDisk, makeDisk, mountRootReadOnly, ROOT_LAYOUTS, ROOT_PARTITION, type AttachedDisk, type Layout } from '../fixtures/disk.js';
 import { extractImage, fetchImage, OCI_MANIFEST, DOCKER_MANIFEST } from '../fixtures/image.js';
 import { compareTrees, snapshotTree, type Manifest } from '../fixtures/manifest.js';
-import { DOCKER_HOST, REGISTRY, leftovers, makeShims, mountsOf, runConversion, type ConversionEnv, type RunResult } from './harness.js';
+import { DOCKER_HOST, REGISTRY, leftovers, makeShims, mountsOf, runConversion, toolboxWithout, type ConversionEnv, type RunResult } from './harness.js';
 
 const run = promisify(execFile);
 const docker = (...args: string[]) => run('docker', args, { env: { ...process.env, DOCKER_HOST }, maxBuffer: 1 << 26 });
@@ -88,6 +88,7 @@ function expectSuccess(r: RunResult & { tmpDir: string }, env: ConversionEnv): v
   expect(imageUri).toBe(`${env.A2D_REPOSITORY_URI}@${digest}`);
   expect(tags).toEqual(env.A2D_TAGS.split(' ').filter(Boolean));
   expect([...new Set(r.steps.map((s) => s.step))]).toEqual(EXPECTED_STEPS);
+  expect(r.steps.filter((s) => s.step === 'install').map((s) => s.text)).toEqual(['checking tools', expect.stringMatching(/^ready in [0-9.]+ s \(compressor: (pigz|zstd)\)$/)]);
   expect(r.stdout + r.stderr).not.toContain(PASSWORD);
   expect(r.argvLeaks).toEqual([]);
 }
@@ -268,6 +269,22 @@ describe('convert.sh image options', () => {
     expect(r.steps.map((s) => s.step)).not.toContain('find-disk');
     expect(await leftovers(tmpDir)).toEqual([]);
   });
+});
+
+describe('convert.sh tool installation', () => {
+  it('installs what the helper lacks with dnf and says how long it took', async () => {
+    const toolbox = await toolboxWithout(path.join(work, 'toolbox'), ['pigz']);
+    const env = conversionEnv({ A2D_REPOSITORY_URI: repositoryFor('install') });
+    const tmpDir = await scratch('tmp');
+    const r = await withDisk('plain-ext4', (disk) =>
+      runConversion({ env, attachAs: disk.device, pathPrefix: [shims.dir], systemPath: [toolbox.dir], tmpDir }));
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(await toolbox.dnfLog()).toBe('install -y -q pigz\n');
+    const install = r.steps.filter((s) => s.step === 'install').map((s) => s.text);
+    expect(install[1]).toMatch(/^installed pigz in \d+\.\d s$/);
+    expect(Number(install[1].split(' ')[3])).toBeGreaterThanOrEqual(0.3); // the stand-in dnf takes 0.3 s
+    expect(install[2]).toMatch(/^ready in [0-9.]+ s \(compressor: pigz\)$/);
+  }, 60_000);
 });
 
 describe('convert.sh failures and cleanup', () => {

@@ -2,7 +2,7 @@
 // `export NAME='value'` prelude, then `bash FILE </dev/null`, as root, with a minimal environment.
 // The attached volume appears under its Nitro name in a private mount namespace's /dev/disk/by-id.
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,6 +35,8 @@ export interface RunOptions {
   attachAs?: string;
   /** Directories put first on PATH (test-only `aws`, argv loggers). */
   pathPrefix: string[];
+  /** The rest of PATH; the usual system directories unless given. */
+  systemPath?: string[];
   /** TMPDIR for the script, so a test can check it left nothing behind. */
   tmpDir: string;
   /** Run without a private mount namespace (for checks of what the script leaves mounted). */
@@ -55,6 +57,8 @@ export interface RunResult {
   /** Command lines seen holding `watchArgvFor`. */
   argvLeaks: string[];
 }
+
+export const SYSTEM_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
 const shellQuote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
 
@@ -79,7 +83,7 @@ export async function runConversion(options: RunOptions): Promise<RunResult> {
     : ['unshare', ['-m', '--propagation', 'private', 'bash', '-c', `${expose}exec bash ${shellQuote(command)}`]];
 
   const env = {
-    PATH: [...options.pathPrefix, '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'].join(':'),
+    PATH: [...options.pathPrefix, ...(options.systemPath ?? SYSTEM_PATH)].join(':'),
     HOME: '/root',
     TMPDIR: options.tmpDir,
   };
@@ -169,4 +173,28 @@ export async function leftovers(dir: string): Promise<string[]> {
 export async function mountsOf(devices: string[]): Promise<string[]> {
   const mounts = await readFile('/proc/mounts', 'utf8');
   return mounts.split('\n').filter((line) => devices.includes(line.split(' ')[0]));
+}
+
+/**
+ * A stand-in for a helper that lacks `missing`: one directory with links to every system command
+ * except those, plus a `dnf` that "installs" a package by linking its command in and logs its argv.
+ */
+export async function toolboxWithout(dir: string, missing: string[]): Promise<{ dir: string; dnfLog: () => Promise<string> }> {
+  await mkdir(dir, { recursive: true });
+  const linked = new Set<string>();
+  for (const systemDir of SYSTEM_PATH) {
+    for (const name of await readdir(systemDir).catch(() => [] as string[])) {
+      if (missing.includes(name) || name === 'dnf' || linked.has(name)) continue;
+      linked.add(name);
+      await symlink(path.join(systemDir, name), path.join(dir, name));
+    }
+  }
+  const log = path.join(dir, 'dnf-argv.log');
+  const links = missing.map((name) => `  ${name}) ln -s ${shellQuote(`/usr/bin/${name}`)} ${shellQuote(path.join(dir, name))} ;;`).join('\n');
+  await writeFile(
+    path.join(dir, 'dnf'),
+    `#!/bin/sh\nprintf '%s\\n' "$*" >>${shellQuote(log)}\nsleep 0.3\nfor p in "$@"; do\n  case $p in\n${links}\n  esac\ndone\n`,
+  );
+  await chmod(path.join(dir, 'dnf'), 0o755);
+  return { dir, dnfLog: () => readFile(log, 'utf8').catch(() => '') };
 }
