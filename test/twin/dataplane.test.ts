@@ -175,8 +175,8 @@ describe('user data', () => {
     await twin?.stop();
   });
 
-  async function launchWithShutdown(behaviour: 'terminate' | 'stop'): Promise<string> {
-    const userData = Buffer.from('#!/bin/sh\nshutdown -h +1 "ami2docker dead-man switch"\n').toString('base64');
+  async function launchWithShutdown(behaviour: 'terminate' | 'stop', command = 'shutdown -h +1 "ami2docker dead-man switch"'): Promise<string> {
+    const userData = Buffer.from(`#!/bin/sh\n${command}\n`).toString('base64');
     return runInstance(clients, { ImageId: await helperImageId(clients), InstanceType: 't3.micro', UserData: userData, InstanceInitiatedShutdownBehavior: behaviour });
   }
 
@@ -205,6 +205,14 @@ describe('user data', () => {
     await waitUntilInstanceRunning(waiter(clients), { InstanceIds: [instanceId] });
     await waitUntilInstanceStopped(waiter(clients), { InstanceIds: [instanceId] });
     await clients.ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }));
+  });
+
+  it('`poweroff` reaches the twin, never the host', async () => {
+    const instanceId = await launchWithShutdown('terminate', 'poweroff');
+    await waitUntilInstanceRunning(waiter(clients), { InstanceIds: [instanceId] });
+    await waitUntilInstanceTerminated(waiter(clients), { InstanceIds: [instanceId] });
+    const instance = (await clients.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }))).Reservations![0].Instances![0];
+    expect(instance.StateReason?.Code).toBe('Client.InstanceInitiatedShutdown');
   });
 });
 

@@ -47,6 +47,10 @@ export class InstanceRuntime {
     mkdirSync(bin, { recursive: true });
     mkdirSync(home, { recursive: true });
     writeExecutable(join(bin, 'shutdown'), shutdownShim(options.twinUrl, options.instanceId));
+    // The host's own poweroff/halt/reboot must never run from inside an instance.
+    writeExecutable(join(bin, 'poweroff'), POWEROFF_SHIM);
+    writeExecutable(join(bin, 'halt'), POWEROFF_SHIM);
+    writeExecutable(join(bin, 'reboot'), REBOOT_SHIM);
     writeExecutable(join(bin, 'aws'), AWS_SHIM);
     const init = spawn('unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', INIT], { stdio: ['pipe', 'pipe', 'pipe'] });
     await waitForReady(init);
@@ -153,7 +157,15 @@ if [ -n "$AWS_ENDPOINT_URL" ]; then exec /usr/bin/aws --endpoint-url "$AWS_ENDPO
 exec /usr/bin/aws "$@"
 `;
 
-/** `shutdown [-h|-P|-r|-c] [now|+MIN|HH:MM] [message]`, scheduled by the twin instead of systemd. */
+const POWEROFF_SHIM = `#!/bin/sh
+exec "$(dirname "$0")/shutdown" -h now
+`;
+
+const REBOOT_SHIM = `#!/bin/sh
+echo "reboot: an instance reboot is not modelled by the twin; nothing done" >&2
+`;
+
+/** `shutdown [-h|-P|-c] [now|+MIN|HH:MM] [message]`, scheduled by the twin instead of systemd. */
 function shutdownShim(twinUrl: string, instanceId: string): string {
   return `#!/bin/sh
 minutes=1
@@ -162,6 +174,7 @@ for arg in "$@"; do
   case "$arg" in
     -c) cancel=true ;;
     -k) echo "shutdown -k: wall message only" >&2; exit 0 ;;
+    -r|--reboot) exec "$(dirname "$0")/reboot" ;;
     -*) ;;
     now) minutes=0 ;;
     +[0-9]*) minutes=\${arg#+} ;;
