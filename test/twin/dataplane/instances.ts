@@ -24,13 +24,17 @@ export interface Execution {
 }
 
 // The namespace's first process: private mounts, then it waits on stdin, which closes when the
-// twin exits however it exits, so no instance outlives its twin.
-const INIT = [
-  'mount -t tmpfs -o mode=0755 tmpfs /dev/disk/by-id',
-  'mount -t tmpfs -o mode=0755 tmpfs /mnt',
-  'echo ready',
-  'read _',
-].join(' && ');
+// twin exits however it exits, so no instance outlives its twin. The shims are also laid over
+// /usr/sbin (where shutdown, poweroff, ... live), so even an absolute path cannot reach the host's.
+function initScript(bin: string): string {
+  return [
+    'mount -t tmpfs -o mode=0755 tmpfs /dev/disk/by-id',
+    'mount -t tmpfs -o mode=0755 tmpfs /mnt',
+    `{ mount -t overlay overlay -o 'lowerdir=${bin}:/usr/sbin' /usr/sbin || echo 'twin: /usr/sbin not shimmed' >&2; }`,
+    'echo ready',
+    'read _',
+  ].join(' && ');
+}
 
 export class InstanceRuntime {
   private constructor(
@@ -51,8 +55,9 @@ export class InstanceRuntime {
     writeExecutable(join(bin, 'poweroff'), POWEROFF_SHIM);
     writeExecutable(join(bin, 'halt'), POWEROFF_SHIM);
     writeExecutable(join(bin, 'reboot'), REBOOT_SHIM);
+    writeExecutable(join(bin, 'systemctl'), SYSTEMCTL_SHIM);
     writeExecutable(join(bin, 'aws'), AWS_SHIM);
-    const init = spawn('unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', INIT], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const init = spawn('unshare', ['--mount', '--propagation', 'private', '--', '/bin/sh', '-c', initScript(bin)], { stdio: ['pipe', 'pipe', 'pipe'] });
     await waitForReady(init);
     const namespace = mountNamespaceOf(init.pid!);
     if (!namespace) throw new Error(`instance ${options.instanceId}: namespace process exited`);
@@ -159,6 +164,14 @@ exec /usr/bin/aws "$@"
 
 const POWEROFF_SHIM = `#!/bin/sh
 exec "$(dirname "$0")/shutdown" -h now
+`;
+
+const SYSTEMCTL_SHIM = `#!/bin/sh
+case "$1" in
+  poweroff|halt) exec "$(dirname "$0")/shutdown" -h now ;;
+  reboot|kexec) exec "$(dirname "$0")/reboot" ;;
+esac
+exec /usr/bin/systemctl "$@"
 `;
 
 const REBOOT_SHIM = `#!/bin/sh
