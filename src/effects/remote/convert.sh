@@ -373,9 +373,9 @@ lvm_cmd() {
   "$cmd" "$@"
 }
 
-# mount_ro DEV FSTYPE DIR: read-only, without touching the volume where the filesystem allows it.
-# XFS: nouuid (the helper may have been made from the same image); ext3/4: noload (no journal
-# replay). If that fails (e.g. an unclean log), retry with what the filesystem needs.
+# mount_ro DEV FSTYPE DIR: read-only. XFS: nouuid (the helper may have been made from the same
+# image); a dirty log is replayed (the volume is a throwaway copy of the snapshot), and only if
+# that fails is it mounted without recovery. ext3/4: noload (no journal replay), else plain ro.
 mount_ro() {
   local dev=$1 type=$2 dir=$3 options fallback
   case $type in
