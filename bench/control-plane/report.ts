@@ -148,3 +148,14 @@ export function formatSummary(a: Summary, o: Summary, scale: number): string[] {
   }
   return lines;
 }
+
+/** Every request of a run, as seconds from the tool's start, and the run's milestones among them. */
+export function formatTimeline(m: Measurement): string[] {
+  const events = [
+    ...m.calls.map((call) => ({ at: call.at, text: `${call.byTool ? '' : '(helper) '}${call.service}:${call.operation} ${call.status}` })),
+    ...Object.entries(m.at).map(([name, at]) => ({ at, text: `── ${name}` })),
+    { at: m.conversion.startedAt, text: '── conversion starts on the helper' },
+    { at: m.conversion.endedAt, text: '── conversion ends on the helper' },
+  ].sort((x, y) => x.at - y.at);
+  return [`timeline of the median ${m.tool} run (s from start)`, ...events.map((e) => `  ${fmt(seconds(e.at - m.startedAt)).padStart(7)}  ${e.text}`)];
+}

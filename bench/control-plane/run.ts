@@ -2,7 +2,9 @@
 // (strictly sequential, fixed 5 s / 10 s polls), both converting the same small AMI on a fresh AWS
 // twin whose AWS latencies follow AWS's, scaled. Both tools' poll intervals are scaled alike.
 //
-//   eval "$(scripts/services.sh env)"; npm run build; node dist/bench/control-plane/run.js [--rounds 3] [--scale 0.1]
+//   eval "$(scripts/services.sh env)"; npm run build; node dist/bench/control-plane/run.js [--rounds 3] [--scale 0.1] [--timeline]
+//
+// --timeline also prints every AWS request of each tool's median run, for finding where time goes.
 //
 // Run as root with the Docker engine and registry up. "Start to image" is from spawning the tool
 // until the pushed image is verified in ECR, before teardown, for both tools (see RESULTS.md).
@@ -12,23 +14,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeDisk } from '../../test/fixtures/disk.js';
-import { describeRun, formatSummary, summarise } from './report.js';
+import { describeRun, formatSummary, formatTimeline, summarise } from './report.js';
 import { measure, stopTools, type Measurement, type Tool } from './twin-run.js';
 
 function options() {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, scale: { type: 'string', default: '0.1' } } });
+  const { values } = parseArgs({
+    options: { rounds: { type: 'string', default: '3' }, scale: { type: 'string', default: '0.1' }, timeline: { type: 'boolean', default: false } },
+  });
   const rounds = Number(values.rounds);
   const scale = Number(values.scale);
   if (!(Number.isInteger(rounds) && rounds > 0)) throw new Error('--rounds must be a positive integer');
   if (!(scale > 0)) throw new Error('--scale must be a positive number');
-  return { rounds, scale };
+  return { rounds, scale, timeline: values.timeline! };
 }
 
 /** Alternating order (A O, O A, A O ...), so drift in the machine's load hits both tools alike. */
 const orderOf = (round: number): Tool[] => (round % 2 === 0 ? ['ami2docker', 'original'] : ['original', 'ami2docker']);
 
 async function main(): Promise<void> {
-  const { rounds, scale } = options();
+  const { rounds, scale, timeline } = options();
   const workDir = await mkdtemp(join(tmpdir(), 'ami2docker-bench-cp-'));
   // On a signal the tool under way is stopped; its measurement fails, and the `finally` blocks
   // below and in measure() stop the twin and remove the work directory.
@@ -54,8 +58,9 @@ async function main(): Promise<void> {
         console.log(`round ${round + 1}: ${describeRun(m, scale)}`);
       }
     }
-    const lines = formatSummary(summarise('ami2docker', runs.ami2docker, scale), summarise('original', runs.original, scale), scale);
-    console.log(lines.join('\n'));
+    const summaries = { ami2docker: summarise('ami2docker', runs.ami2docker, scale), original: summarise('original', runs.original, scale) };
+    console.log(formatSummary(summaries.ami2docker, summaries.original, scale).join('\n'));
+    if (timeline) for (const summary of Object.values(summaries)) console.log(['', ...formatTimeline(summary.medianRun)].join('\n'));
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
