@@ -138,7 +138,7 @@ export async function cliSandbox(twin: RunningTwin, extra: Record<string, string
 }
 
 /** The process environment without anything that would point the CLI at a real account or other settings. */
-function baseEnv(): Record<string, string> {
+export function baseEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (value === undefined || /^(AWS_|AMI2DOCKER_|XDG_)/.test(name)) continue;
@@ -343,7 +343,8 @@ export async function recordDockerLogins(sandbox: CliSandbox): Promise<{ passwor
     'if [ "$1" = login ]; then',
     '  password=$(cat)',
     `  printf '%s\\n' "$password" >>${quote(log)}`,
-    `  printf '%s' "$password" | exec ${quote(realDocker.trim())} "$@"`,
+    `  printf '%s' "$password" | ${quote(realDocker.trim())} "$@"`,
+    '  exit $?',
     'fi',
     `exec ${quote(realDocker.trim())} "$@"`,
     '',
@@ -424,12 +425,14 @@ export async function checkpointFiles(stateDir: string): Promise<string[]> {
     .map((f) => path.join(dir, f));
 }
 
-/** Checkpoints are owner-only and hold none of `secrets`. Returns how many files were checked. */
+/** Checkpoints are owner-only, hold none of `secrets` (plain or base64) and no ECR token. Returns how many files were checked. */
 export async function expectCheckpointsKeepSecrets(stateDir: string, secrets: string[]): Promise<number> {
   const files = await checkpointFiles(stateDir);
   for (const file of files) {
     expect({ file, mode: ((await stat(file)).mode & 0o777).toString(8) }).toEqual({ file, mode: '600' });
     const text = await readFile(file, 'utf8');
+    // Whatever password a run saw, an ECR authorization token is base64 of `AWS:<password>`.
+    expect({ file, holdsAuthorizationToken: /QVdTO[A-Za-z0-9+/=]{16,}/.test(text) }).toEqual({ file, holdsAuthorizationToken: false });
     for (const secret of secrets.filter(Boolean)) {
       expect({ file, holdsSecret: text.includes(secret) || text.includes(Buffer.from(secret).toString('base64')) }).toEqual({ file, holdsSecret: false });
     }
@@ -437,14 +440,19 @@ export async function expectCheckpointsKeepSecrets(stateDir: string, secrets: st
   return files.length;
 }
 
-/** A registry password as the twin's ECR hands them out (decoded from GetAuthorizationToken with the SDK). */
-export async function registryPassword(twin: RunningTwin): Promise<string> {
-  const { ECRClient, GetAuthorizationTokenCommand } = await import('@aws-sdk/client-ecr');
-  const client = new ECRClient({
+/** An SDK client of `Client` that talks to the twin as the test user. */
+export function twinClient<T>(twin: RunningTwin, Client: new (config: Record<string, unknown>) => T): T {
+  return new Client({
     region: twin.env.AWS_REGION,
     endpoint: twin.url,
     credentials: { accessKeyId: twin.env.AWS_ACCESS_KEY_ID!, secretAccessKey: twin.env.AWS_SECRET_ACCESS_KEY! },
   });
+}
+
+/** A registry password as the twin's ECR hands them out (decoded from GetAuthorizationToken with the SDK). */
+export async function registryPassword(twin: RunningTwin): Promise<string> {
+  const { ECRClient, GetAuthorizationTokenCommand } = await import('@aws-sdk/client-ecr');
+  const client = twinClient(twin, ECRClient);
   try {
     const answer = await client.send(new GetAuthorizationTokenCommand({}));
     const decoded = Buffer.from(answer.authorizationData?.[0]?.authorizationToken ?? '', 'base64').toString('utf8');
@@ -473,4 +481,9 @@ export function readmeCallerPolicy(): CallerPolicy {
 /** `policy` without `action` in any statement. */
 export function withoutAction(policy: CallerPolicy, action: string): CallerPolicy {
   return { ...policy, Statement: policy.Statement.map((s) => ({ ...s, Action: s.Action.filter((a) => a !== action) })) };
+}
+
+/** The CLI's error lines (`ami2docker: ...` on stderr, for people); a failure prints exactly one. */
+export function errorLines(stderr: string): string[] {
+  return stderr.split('\n').filter((line) => line.startsWith('ami2docker: '));
 }
