@@ -2,10 +2,11 @@
 // file on disk never lags behind a request already on the wire. Writes are atomic (temp file, fsync,
 // rename), keep the previous good copy, and are readable by the owner only. A lock stops two
 // processes driving one run.
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, existsSync, copyFileSync, chmodSync } from 'node:fs';
-import { homedir } from 'node:os';
+import {
+  chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeSync,
+} from 'node:fs';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
-import lockfile from 'proper-lockfile';
 import type { ConversionContext, FinalState } from '../machine/conversion.js';
 
 export const CHECKPOINT_SCHEMA = 1;
@@ -134,37 +135,121 @@ export class CheckpointStore {
   }
 
   /** Whether a live process holds the run's lock. */
-  isLocked(runId: string, staleSeconds = 10): boolean {
-    try {
-      return lockfile.checkSync(this.pathOf(runId), { realpath: false, stale: staleSeconds * 1000 });
-    } catch {
-      return false;
-    }
+  isLocked(runId: string, staleSeconds = DEFAULT_STALE_SECONDS): boolean {
+    return holderOf(this.lockPathOf(runId), staleSeconds) === 'live';
   }
 
   /**
-   * Takes the run's lock, or says who holds it. The lock file is refreshed while held, so a process
-   * that died (even by SIGKILL) stops holding it after `staleSeconds`.
+   * Takes the run's lock (a directory: creating one is atomic), or says that another process holds
+   * it. The holder refreshes it while it lives; a lock whose holder on this machine is gone, or that
+   * went unrefreshed for `staleSeconds` (a holder elsewhere, killed), is taken over.
    */
-  lock(runId: string, staleSeconds = 10): () => void {
+  lock(runId: string, staleSeconds = DEFAULT_STALE_SECONDS): () => void {
     mkdirSync(this.runsDir, { recursive: true, mode: 0o700 });
-    const target = this.pathOf(runId);
-    try {
-      const release = lockfile.lockSync(target, { realpath: false, stale: staleSeconds * 1000, update: (staleSeconds * 1000) / 2 });
-      return () => {
-        try {
-          release();
-        } catch {
-          // Already released or compromised: nothing more to do.
-        }
-      };
-    } catch (error) {
-      if ((error as { code?: string }).code === 'ELOCKED') {
+    const path = this.lockPathOf(runId);
+    if (!tryMkdir(path)) {
+      const previous = holderOf(path, staleSeconds);
+      if (previous === 'live' || !takeOver(path, previous) || !tryMkdir(path)) {
         throw new CheckpointError(`run '${runId}' is being driven by another ami2docker process; wait for it to finish, or stop it first`);
       }
-      throw error;
     }
+    writeAtomically(join(path, 'owner'), JSON.stringify(ownLock()));
+    const refresh = setInterval(() => {
+      try {
+        const now = new Date();
+        utimesSync(path, now, now);
+      } catch {
+        // Removed under us: release() below copes.
+      }
+    }, (staleSeconds * 1000) / 3);
+    refresh.unref();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      clearInterval(refresh);
+      // Only our own lock: one taken over after we stalled belongs to its new holder.
+      if (sameOwner(readOwner(path), ownLock())) rmSync(path, { recursive: true, force: true });
+    };
   }
+
+  private lockPathOf(runId: string): string {
+    return `${this.pathOf(runId)}.lock`;
+  }
+}
+
+const DEFAULT_STALE_SECONDS = 10;
+
+interface LockOwner { host: string; pid: number }
+
+const ownLock = (): LockOwner => ({ host: hostname(), pid: process.pid });
+const sameOwner = (a: LockOwner | undefined, b: LockOwner) => a?.host === b.host && a.pid === b.pid;
+
+function tryMkdir(path: string): boolean {
+  try {
+    mkdirSync(path, { mode: 0o700 });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+function readOwner(lockPath: string): LockOwner | undefined {
+  try {
+    return JSON.parse(readFileSync(join(lockPath, 'owner'), 'utf8')) as LockOwner;
+  } catch {
+    return undefined;
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** `free`, `live`, or the owner of a stale lock (`unknown` when it died before naming itself). */
+function holderOf(lockPath: string, staleSeconds: number): 'free' | 'live' | LockOwner | 'unknown' {
+  let modified: number;
+  try {
+    modified = statSync(lockPath).mtimeMs;
+  } catch {
+    return 'free';
+  }
+  const owner = readOwner(lockPath);
+  const fresh = Date.now() - modified < staleSeconds * 1000;
+  if (!owner) return fresh ? 'live' : 'unknown';
+  const goneFromThisMachine = owner.host === hostname() && !processExists(owner.pid);
+  return fresh && !goneFromThisMachine ? 'live' : owner;
+}
+
+/**
+ * Removes a stale lock, unless another process took it over in the meantime: the lock is moved
+ * aside first (only one mover wins) and put back when it turns out to be someone else's.
+ */
+function takeOver(lockPath: string, stale: 'free' | LockOwner | 'unknown'): boolean {
+  if (stale === 'free') return true;
+  const aside = `${lockPath}.stale-${process.pid}`;
+  try {
+    renameSync(lockPath, aside);
+  } catch {
+    return existsSync(lockPath) ? false : true;
+  }
+  const moved = readOwner(aside);
+  if (stale !== 'unknown' && !sameOwner(moved, stale)) {
+    try {
+      renameSync(aside, lockPath);
+    } catch {
+      rmSync(aside, { recursive: true, force: true });
+    }
+    return false;
+  }
+  rmSync(aside, { recursive: true, force: true });
+  return true;
 }
 
 /** Adds a transition to the history when the state changed; bounded so a long run stays small. */

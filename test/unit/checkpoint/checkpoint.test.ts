@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointError, CheckpointStore, stateName, type Checkpoint } from '../../../src/effects/checkpoint.js';
 import { drive } from '../../../src/effects/driver.js';
@@ -69,18 +69,42 @@ describe('checkpoint store', () => {
     store.lock('run-1')();
   });
 
-  it('frees the lock of a process that was killed', async () => {
-    // A child takes the lock and is SIGKILLed: its lock goes stale and can be taken over.
-    const script = `import lockfile from 'proper-lockfile'; lockfile.lockSync(${JSON.stringify(store.pathOf('run-2'))}, { realpath: false, stale: 5000, update: 1000 }); console.log('locked'); setInterval(() => {}, 1000);`;
+  it('frees the lock of a process on this machine as soon as it is killed', async () => {
+    const checkpointModule = new URL('../../../src/effects/checkpoint.js', import.meta.url).href;
+    const script = `import { CheckpointStore } from ${JSON.stringify(checkpointModule)}; new CheckpointStore(${JSON.stringify(dir)}).lock('run-2'); console.log('locked'); setInterval(() => {}, 1000);`;
     store.save(sample('run-2'));
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve) => child.stdout!.on('data', () => resolve()));
-    expect(() => store.lock('run-2', 5)).toThrow(/another ami2docker process/);
+    expect(store.isLocked('run-2')).toBe(true);
+    expect(() => store.lock('run-2')).toThrow(/another ami2docker process/);
+    const exited = new Promise((resolve) => child.on('exit', resolve));
     child.kill('SIGKILL');
-    // proper-lockfile's shortest stale period is 5 s.
-    await new Promise((r) => setTimeout(r, 6000));
-    store.lock('run-2', 5)();
-  }, 20000);
+    await exited;
+    expect(store.isLocked('run-2')).toBe(false);
+    store.lock('run-2')();
+  });
+
+  it('takes over the lock of a holder elsewhere only once it has gone unrefreshed', () => {
+    const lockDir = `${store.pathOf('run-3')}.lock`;
+    mkdirSync(lockDir, { recursive: true });
+    writeFileSync(join(lockDir, 'owner'), JSON.stringify({ host: 'another-machine', pid: process.pid }));
+    expect(() => store.lock('run-3', 5)).toThrow(/another ami2docker process/);
+    const longAgo = new Date(Date.now() - 6000);
+    utimesSync(lockDir, longAgo, longAgo);
+    expect(store.isLocked('run-3', 5)).toBe(false);
+    const release = store.lock('run-3', 5);
+    expect(JSON.parse(readFileSync(join(lockDir, 'owner'), 'utf8'))).toEqual({ host: hostname(), pid: process.pid });
+    release();
+    expect(existsSync(lockDir)).toBe(false);
+  });
+
+  it('releasing a lock that another process took over leaves that one alone', () => {
+    const release = store.lock('run-4');
+    const lockDir = `${store.pathOf('run-4')}.lock`;
+    writeFileSync(join(lockDir, 'owner'), JSON.stringify({ host: 'another-machine', pid: 1 }));
+    release();
+    expect(existsSync(lockDir)).toBe(true);
+  });
 
   it('flattens state values into readable names', () => {
     expect(stateName({ working: 'resolving' })).toBe('working.resolving');
