@@ -25,8 +25,22 @@ function readJson(path: string): Record<string, unknown> {
   return settings;
 }
 
-export async function loadSettings(configFlag: string | undefined, cwd = process.cwd()): Promise<Record<string, unknown>> {
+/**
+ * conf's atomic writer (through when-exit) re-raises every SIGINT and SIGTERM it sees, which would
+ * turn one Ctrl-C into two; the run handles both signals itself, so those listeners are removed.
+ */
+async function importConf(): Promise<typeof import('conf').default> {
+  const handled = ['SIGINT', 'SIGTERM'] as const;
+  const before = new Map(handled.map((signal) => [signal, new Set(process.listeners(signal))]));
   const { default: Conf } = await import('conf');
+  for (const signal of handled) {
+    for (const listener of process.listeners(signal)) if (!before.get(signal)!.has(listener)) process.off(signal, listener);
+  }
+  return Conf;
+}
+
+export async function loadSettings(configFlag: string | undefined, cwd = process.cwd()): Promise<Record<string, unknown>> {
+  const Conf = await importConf();
   const user = new Conf<Record<string, unknown>>({ projectName: 'ami2docker', configName: 'settings' }).store;
   for (const key of Object.keys(user)) if (!KNOWN.has(key)) delete user[key];
   const projectPath = configFlag ? resolve(cwd, configFlag) : resolve(cwd, '.ami2docker.json');
