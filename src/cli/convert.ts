@@ -4,6 +4,7 @@ import type { Resolved } from '../machine/types.js';
 import { CliError, EXIT, type ExitCode } from './exit.js';
 import type { Output } from './output.js';
 import type { ConvertArgs } from './options.js';
+import { canAsk } from './prompt.js';
 import { effectContext, execute, storeFor } from './run.js';
 
 /** Flag, then AWS_REGION / AWS_DEFAULT_REGION, then the profile's configured region. */
@@ -21,7 +22,7 @@ export async function resolveRegion(args: { region?: string; profile?: string })
 export async function convert(args: ConvertArgs, output: Output): Promise<ExitCode> {
   const region = await resolveRegion(args);
   const plan = normalisePlan({ ...args, region });
-  if (!args.dryRun) return execute(storeFor(args), { plan }, output);
+  if (!args.dryRun) return execute(storeFor(args), { plan }, output, effectContext(plan, output), canAsk(args.json));
 
   const { effects } = await import('../effects/index.js');
   const context = effectContext(plan, output);

@@ -9,6 +9,7 @@ import { actorsFrom, drive } from '../effects/driver.js';
 import { describeFailure, EXIT, exitCodeFor, type ExitCode } from './exit.js';
 import type { Output } from './output.js';
 import type { CommonArgs } from './options.js';
+import { askYesNo } from './prompt.js';
 
 export function storeFor(args: CommonArgs): CheckpointStore {
   return new CheckpointStore(args.stateDir ?? defaultStateDir());
@@ -34,33 +35,65 @@ export function planOf(from: RunStart): Plan {
   return 'plan' in from ? from.plan : 'checkpoint' in from ? from.checkpoint.context.plan : from.cleanup.context.plan;
 }
 
-/** Runs a conversion (new or resumed) or a cleanup to its end. */
-export async function execute(store: CheckpointStore, from: RunStart, output: Output, context = effectContext(planOf(from), output)): Promise<ExitCode> {
+/**
+ * Runs a conversion (new or resumed) or a cleanup to its end. The first Ctrl-C or SIGTERM stops
+ * new work and tears down; with `askOnInterrupt` (a person at a terminal) a Ctrl-C first asks
+ * whether to tear down or keep everything for `resume`. A second signal exits at once (exit 4).
+ */
+export async function execute(
+  store: CheckpointStore,
+  from: RunStart,
+  output: Output,
+  context = effectContext(planOf(from), output),
+  askOnInterrupt = false,
+): Promise<ExitCode> {
   const { effects } = await import('../effects/index.js');
   const { runId } = planOf(from);
   output.note(`run ${runId} (checkpoint: ${store.pathOf(runId)})`);
   const run = drive({ store, actors: actorsFrom(effects as never, context), from, onTransition: (c) => output.state(c.runId, c.state) });
 
+  const savedMessage = `run ${runId} is saved; continue it with 'ami2docker resume ${runId}' or remove what it created with 'ami2docker cleanup ${runId}'`;
+  let abandoned = false;
+  const abandon = () => {
+    if (!abandoned) run.abandon();
+    abandoned = true;
+  };
+  const exitNow = () => {
+    abandon();
+    output.error(`interrupted: ${savedMessage}`, EXIT.interrupted);
+    process.exit(EXIT.interrupted);
+  };
+  let decide!: (outcome: Promise<ExitCode>) => void;
+  const decided = new Promise<ExitCode>((resolve, reject) => {
+    decide = (outcome) => void outcome.then(resolve, reject);
+  });
+  const askThenSettle = async (signal: NodeJS.Signals): Promise<ExitCode> => {
+    abandon(); // no new work while the person decides; the checkpoint is resumable as it stands
+    const remove = await askYesNo(`\n${signal}: run ${runId} stopped. Remove what it created now? (n keeps it for 'ami2docker resume ${runId}')`, true, exitNow);
+    if (!remove) {
+      output.error(`interrupted: ${savedMessage}`, EXIT.interrupted);
+      return EXIT.interrupted;
+    }
+    const code = await execute(store, { cleanup: store.load(runId) }, output);
+    if (code !== EXIT.done) return code;
+    // The run was stopped before its image was made: a failure, even with nothing left behind.
+    output.error(`interrupted by ${signal}: run ${runId} stopped and what it had created was removed`, EXIT.failed);
+    return EXIT.failed;
+  };
+
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
-    if (signals === 1) {
-      output.note(`\n${signal}: stopping and removing temporary resources; press Ctrl-C again to exit now and keep a resumable checkpoint`);
-      run.interrupt(`interrupted by ${signal}`);
-      return;
-    }
-    run.abandon();
-    output.error(
-      `interrupted: run ${run.runId} is saved; continue it with 'ami2docker resume ${run.runId}' or remove what it created with 'ami2docker cleanup ${run.runId}'`,
-      EXIT.interrupted,
-    );
-    process.exit(EXIT.interrupted);
+    if (signals > 1) return exitNow();
+    if (askOnInterrupt && signal === 'SIGINT') return decide(askThenSettle(signal));
+    output.note(`\n${signal}: stopping and removing temporary resources; press Ctrl-C again to exit now and keep a resumable checkpoint`);
+    run.interrupt(`interrupted by ${signal}`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const { final, context: finalContext } = await run.finished;
-    return reportOutcome(run.runId, final, finalContext, output);
+    const ended = run.finished.then(({ final, context: finalContext }) => reportOutcome(run.runId, final, finalContext, output));
+    return await Promise.race([ended, decided]);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

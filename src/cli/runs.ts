@@ -1,10 +1,10 @@
 // The commands that work on recorded runs: resume, cleanup, list, status.
-import { createInterface } from 'node:readline/promises';
 import type { Checkpoint, CheckpointStore } from '../effects/checkpoint.js';
 import { callerIdentity } from '../effects/identity.js';
 import type { TaggedResource } from '../effects/orphans.js';
 import { HELPER_ROLE_NAME, instanceClientToken, runPolicyName, securityGroupName } from '../machine/names.js';
 import { parseDuration } from '../machine/plan.js';
+import { askYesNo, canAsk } from './prompt.js';
 import { CliError, EXIT, type ExitCode } from './exit.js';
 import type { CommonArgs } from './options.js';
 import type { Output } from './output.js';
@@ -55,7 +55,7 @@ export async function resume(args: RunArgs, output: Output): Promise<ExitCode> {
     ]);
     return code;
   }
-  return execute(store, { checkpoint }, output, await contextForRun(checkpoint, args, output));
+  return execute(store, { checkpoint }, output, await contextForRun(checkpoint, args, output), canAsk(args.json));
 }
 
 export async function cleanup(args: CleanupArgs, output: Output): Promise<ExitCode> {
@@ -117,13 +117,11 @@ async function cleanupOrphans(args: CleanupArgs, output: Output): Promise<ExitCo
       return EXIT.done;
     }
     if (!args.yes) {
-      if (!process.stdin.isTTY || args.json) {
+      if (!canAsk(args.json)) {
         throw new CliError(`found ${orphans.length} orphaned resources (${listing.join('; ')}); pass --yes to remove them or --dry-run to only list`, EXIT.usage);
       }
-      const prompt = createInterface({ input: process.stdin, output: process.stderr });
-      const answer = await prompt.question(`Remove these ${orphans.length} resources?\n  ${listing.join('\n  ')}\n[y/N] `);
-      prompt.close();
-      if (!/^y(es)?$/i.test(answer.trim())) {
+      const remove = await askYesNo(`Remove these ${orphans.length} resources?\n  ${listing.join('\n  ')}\n`, false);
+      if (!remove) {
         output.note('Nothing removed.');
         return EXIT.done;
       }

@@ -174,6 +174,8 @@ export interface SpawnOptions {
   killOn?: KillOn;
   /** Extra variables for this run only. */
   env?: Record<string, string>;
+  /** Run it on a pseudo-terminal (through util-linux `script`), as a person at a terminal would; see `type`. */
+  terminal?: boolean;
 }
 
 export interface CliProcess {
@@ -187,8 +189,12 @@ export interface CliProcess {
   /** Resolves with the first checkpoint that satisfies `test`; rejects if the process exits first. */
   waitForCheckpoint(test: (checkpoint: Checkpoint) => boolean, timeoutMs?: number): Promise<Checkpoint>;
   kill(signal?: NodeJS.Signals): void;
+  /** Keystrokes on the terminal (`terminal` runs only): `\x03` is Ctrl-C, `\r` is Enter. */
+  type(keys: string): void;
   exited: Promise<CliExit>;
 }
+
+const shellQuote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
 
 const matches = (text: string, pattern: string | RegExp) => (typeof pattern === 'string' ? text.includes(pattern) : pattern.test(text));
 
@@ -229,7 +235,11 @@ export function spawnCli(args: string[], sandbox: CliSandbox, options: SpawnOpti
   mkdirSync(runsDir, { recursive: true, mode: 0o700 });
   const env = { ...baseEnv(), ...sandbox.env, ...options.env };
   if (sandbox.pathPrefix.length) env.PATH = [...sandbox.pathPrefix, env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'].join(':');
-  const child = spawn(process.execPath, [CLI_BIN, ...args], { cwd: options.cwd ?? sandbox.home, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const spawnOptions = { cwd: options.cwd ?? sandbox.home, env: { ...env, SHELL: '/bin/sh' } };
+  // On a terminal, stdout and stderr both arrive as `script`'s stdout.
+  const child = options.terminal
+    ? spawn('script', ['--quiet', '--flush', '--return', '--command', `exec ${[process.execPath, CLI_BIN, ...args].map(shellQuote).join(' ')}`, '/dev/null'], { ...spawnOptions, stdio: ['pipe', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [CLI_BIN, ...args], { ...spawnOptions, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   let killed = false;
@@ -318,6 +328,10 @@ export function spawnCli(args: string[], sandbox: CliSandbox, options: SpawnOpti
         return current && test(current) ? current : undefined;
       }, 'the checkpoint state', timeoutMs),
     kill,
+    type: (keys) => {
+      if (!options.terminal) throw new Error('type() needs a run started with { terminal: true }');
+      child.stdin!.write(keys);
+    },
     exited,
   };
 }
@@ -336,17 +350,16 @@ export async function recordDockerLogins(sandbox: CliSandbox): Promise<{ passwor
   const log = path.join(dir, 'passwords');
   await mkdir(dir, { recursive: true });
   const { stdout: realDocker } = await run('sh', ['-c', 'command -v docker']);
-  const quote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
   // printf is a shell builtin: the password never appears in an argv.
   await writeFile(path.join(dir, 'docker'), [
     '#!/bin/sh',
     'if [ "$1" = login ]; then',
     '  password=$(cat)',
-    `  printf '%s\\n' "$password" >>${quote(log)}`,
-    `  printf '%s' "$password" | ${quote(realDocker.trim())} "$@"`,
+    `  printf '%s\\n' "$password" >>${shellQuote(log)}`,
+    `  printf '%s' "$password" | ${shellQuote(realDocker.trim())} "$@"`,
     '  exit $?',
     'fi',
-    `exec ${quote(realDocker.trim())} "$@"`,
+    `exec ${shellQuote(realDocker.trim())} "$@"`,
     '',
   ].join('\n'));
   await chmod(path.join(dir, 'docker'), 0o755);
