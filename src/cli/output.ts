@@ -35,7 +35,7 @@ function jsonOutput({ stdout }: Streams): Output {
 const PHASE_LABELS: Record<string, string> = {
   'working.resolving': 'Resolving the AMI, account, subnet and helper image',
   'working.provisioning': 'Provisioning: role, repository, bucket, security group, volume and helper instance',
-  'working.attaching': 'Attaching the volume to the helper',
+  'working.attaching': 'Attaching the volume while the helper\'s SSM agent comes online',
   'working.converting': 'Converting the filesystem into an image on the helper',
   'working.verifying': 'Verifying the pushed image in ECR',
   teardown: 'Removing temporary resources',

@@ -2,7 +2,7 @@
 import { ensureBucket } from './bucket.js';
 import { awaitConversion, sendConversion } from './commands.js';
 import { ensureHelperRole, removeRunPolicy } from './iam.js';
-import { removeInstance, runInstance, waitForInstance } from './instances.js';
+import { removeInstance, runInstance, waitForAgent, waitForInstance } from './instances.js';
 import { createSecurityGroup, removeSecurityGroup } from './network.js';
 import { findTaggedResources, removeReusable } from './orphans.js';
 import { ensureRepository, pullImage, verifyImage } from './registry.js';
@@ -18,6 +18,7 @@ export const effects = {
   createVolume,
   runInstance,
   waitForInstance,
+  waitForAgent,
   attachVolume,
   sendConversion,
   awaitConversion,

@@ -122,7 +122,7 @@ async function ssmOnline(instanceId: string, ctx: EffectContext): Promise<boolea
   return answer.InstanceInformationList?.some((info) => info.InstanceId === instanceId && info.PingStatus === 'Online') ?? false;
 }
 
-/** Running first, then the SSM agent registered and online, both within one deadline. */
+/** Waits until the instance is running; fails at once when it ends up anywhere else. */
 export async function waitForInstance(input: WaitForInstanceInput, ctx: EffectContext): Promise<WaitForInstanceOutput> {
   const { instanceId, deadline } = input;
   await pollUntil(ctx, {
@@ -136,7 +136,14 @@ export async function waitForInstance(input: WaitForInstanceInput, ctx: EffectCo
     }
     return state === 'running' ? true : undefined;
   });
-  ctx.report({ type: 'step', step: 'instance', message: `instance ${instanceId} is running; waiting for its SSM agent`, data: { instanceId } });
+  ctx.report({ type: 'step', step: 'instance', message: `instance ${instanceId} is running`, data: { instanceId } });
+  return { instanceId };
+}
+
+/** Waits until the instance's SSM agent is online; a timeout lists the usual reasons it never is. */
+export async function waitForAgent(input: WaitForInstanceInput, ctx: EffectContext): Promise<WaitForInstanceOutput> {
+  const { instanceId, deadline } = input;
+  ctx.report({ type: 'step', step: 'instance', message: `waiting for the SSM agent of instance ${instanceId}`, data: { instanceId } });
   await pollUntil(ctx, {
     deadline,
     timeoutMessage: () => `the SSM agent of instance ${instanceId} was not online at ${deadline}. Likely causes: ${SSM_UNREACHABLE_CAUSES.join('; ')}`,

@@ -74,6 +74,7 @@ const actors = {
   createVolume: placeholder<T.CreateVolumeOutput, T.CreateVolumeInput>('createVolume'),
   runInstance: placeholder<T.RunInstanceOutput, T.RunInstanceInput>('runInstance'),
   waitForInstance: placeholder<T.WaitForInstanceOutput, T.WaitForInstanceInput>('waitForInstance'),
+  waitForAgent: placeholder<T.WaitForInstanceOutput, T.WaitForInstanceInput>('waitForAgent'),
   attachVolume: placeholder<T.AttachVolumeOutput, T.AttachVolumeInput>('attachVolume'),
   sendConversion: placeholder<T.SendConversionOutput, T.SendConversionInput>('sendConversion'),
   awaitConversion: placeholder<T.ConversionResult, T.AwaitConversionInput>('awaitConversion'),
@@ -405,7 +406,7 @@ export const conversionMachine = setup({
                     src: 'waitForInstance',
                     input: ({ context }) => ({ instanceId: context.resources.instanceId!, deadline: isoIn(context.plan.ssmOnlineTimeoutSeconds) }),
                     onDone: 'ready',
-                    onError: { target: '#conversion.settling', actions: { type: 'recordFailure', params: 'provision/ssm-online' } },
+                    onError: { target: '#conversion.settling', actions: { type: 'recordFailure', params: 'provision/instance-running' } },
                   },
                 },
                 ready: { type: 'final' },
@@ -413,19 +414,47 @@ export const conversionMachine = setup({
             },
           },
         },
+        // The volume attaches while the helper's SSM agent registers: attaching needs only a
+        // running instance, and the command needs both.
         attaching: {
+          type: 'parallel',
           entry: { type: 'startPhase', params: 'attach' },
           exit: { type: 'endPhase', params: 'attach' },
-          invoke: {
-            src: 'attachVolume',
-            input: ({ context }) => ({
-              instanceId: context.resources.instanceId!,
-              volumeId: context.resources.volumeId!,
-              device: ATTACH_DEVICE,
-              deadline: isoIn(ATTACH_SECONDS),
-            }),
-            onDone: { target: 'converting', actions: assign({ resources: ({ context }) => ({ ...context.resources, attached: true }) }) },
-            onError: { target: '#conversion.settling', actions: { type: 'recordFailure', params: 'attach' } },
+          onDone: 'converting',
+          states: {
+            volume: {
+              initial: 'attaching',
+              states: {
+                attaching: {
+                  invoke: {
+                    src: 'attachVolume',
+                    input: ({ context }) => ({
+                      instanceId: context.resources.instanceId!,
+                      volumeId: context.resources.volumeId!,
+                      device: ATTACH_DEVICE,
+                      deadline: isoIn(ATTACH_SECONDS),
+                    }),
+                    onDone: { target: 'attached', actions: assign({ resources: ({ context }) => ({ ...context.resources, attached: true }) }) },
+                    onError: { target: '#conversion.settling', actions: { type: 'recordFailure', params: 'attach' } },
+                  },
+                },
+                attached: { type: 'final' },
+              },
+            },
+            agent: {
+              initial: 'registering',
+              states: {
+                registering: {
+                  invoke: {
+                    src: 'waitForAgent',
+                    input: ({ context }) => ({ instanceId: context.resources.instanceId!, deadline: isoIn(context.plan.ssmOnlineTimeoutSeconds) }),
+                    onDone: 'online',
+                    onError: { target: '#conversion.settling', actions: { type: 'recordFailure', params: 'provision/ssm-online' } },
+                  },
+                },
+                online: { type: 'final' },
+              },
+            },
           },
         },
         converting: {

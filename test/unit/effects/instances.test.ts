@@ -1,7 +1,7 @@
 import { afterAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { DescribeInstancesCommand, RunInstancesCommand, TerminateInstancesCommand, type Instance } from '@aws-sdk/client-ec2';
 import { DescribeInstanceInformationCommand } from '@aws-sdk/client-ssm';
-import { removeInstance, runInstance, waitForInstance } from '../../../src/effects/instances.js';
+import { removeInstance, runInstance, waitForAgent, waitForInstance } from '../../../src/effects/instances.js';
 import { TimeoutError } from '../../../src/effects/errors.js';
 import { tagList } from '../../../src/machine/names.js';
 import type { RunInstanceInput } from '../../../src/machine/types.js';
@@ -99,27 +99,14 @@ describe('runInstance', () => {
 });
 
 describe('waitForInstance', () => {
-  it('waits for running, then for the SSM agent to be online', async () => {
+  it('waits until the instance is running, without asking SSM', async () => {
     m.ec2.on(DescribeInstancesCommand)
       .rejectsOnce(awsError('InvalidInstanceID.NotFound'))
       .resolvesOnce(reservation(instance('i-1', 'pending')))
       .resolves(reservation(instance('i-1', 'running')));
-    m.ssm.on(DescribeInstanceInformationCommand)
-      .resolvesOnce({ InstanceInformationList: [] })
-      .resolvesOnce({ InstanceInformationList: [{ InstanceId: 'i-1', PingStatus: 'ConnectionLost' }] })
-      .resolves({ InstanceInformationList: [{ InstanceId: 'i-1', PingStatus: 'Online' }] });
     expect(await waitForInstance({ instanceId: 'i-1', deadline: inSeconds(30) }, testContext())).toEqual({ instanceId: 'i-1' });
     expect(m.ec2.commandCalls(DescribeInstancesCommand)).toHaveLength(3);
-    expect(m.ssm.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(3);
-    expect(m.ssm.commandCalls(DescribeInstanceInformationCommand)[0].args[0].input).toEqual({ Filters: [{ Key: 'InstanceIds', Values: ['i-1'] }] });
-  });
-
-  it('times out naming the likely causes when the agent never comes online', async () => {
-    m.ec2.on(DescribeInstancesCommand).resolves(reservation(instance('i-1', 'running')));
-    m.ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
-    const attempt = waitForInstance({ instanceId: 'i-1', deadline: inSeconds(0.05) }, testContext());
-    await expect(attempt).rejects.toBeInstanceOf(TimeoutError);
-    await expect(attempt).rejects.toThrow(/ssmmessages.*ec2messages.*SSM agent.*AmazonSSMManagedInstanceCore.*IMDS/);
+    expect(m.ssm.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(0);
   });
 
   it('fails at once when the instance terminates instead of starting', async () => {
@@ -133,6 +120,25 @@ describe('waitForInstance', () => {
     const ctx = { ...testContext(), pollSeconds: 0.02, signal: controller.signal };
     setTimeout(() => controller.abort(), 30);
     await expect(waitForInstance({ instanceId: 'i-1', deadline: inSeconds(30) }, ctx)).rejects.toMatchObject({ name: 'AbortError' });
+  });
+});
+
+describe('waitForAgent', () => {
+  it('waits for the SSM agent to be online', async () => {
+    m.ssm.on(DescribeInstanceInformationCommand)
+      .resolvesOnce({ InstanceInformationList: [] })
+      .resolvesOnce({ InstanceInformationList: [{ InstanceId: 'i-1', PingStatus: 'ConnectionLost' }] })
+      .resolves({ InstanceInformationList: [{ InstanceId: 'i-1', PingStatus: 'Online' }] });
+    expect(await waitForAgent({ instanceId: 'i-1', deadline: inSeconds(30) }, testContext())).toEqual({ instanceId: 'i-1' });
+    expect(m.ssm.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(3);
+    expect(m.ssm.commandCalls(DescribeInstanceInformationCommand)[0].args[0].input).toEqual({ Filters: [{ Key: 'InstanceIds', Values: ['i-1'] }] });
+  });
+
+  it('times out naming the likely causes when the agent never comes online', async () => {
+    m.ssm.on(DescribeInstanceInformationCommand).resolves({ InstanceInformationList: [] });
+    const attempt = waitForAgent({ instanceId: 'i-1', deadline: inSeconds(0.05) }, testContext());
+    await expect(attempt).rejects.toBeInstanceOf(TimeoutError);
+    await expect(attempt).rejects.toThrow(/ssmmessages.*ec2messages.*SSM agent.*AmazonSSMManagedInstanceCore.*IMDS/);
   });
 });
 

@@ -27,7 +27,7 @@ describe('conversion statechart', () => {
     expect(names.indexOf('attachVolume')).toBeGreaterThan(names.indexOf('waitForInstance'));
     expect(names.indexOf('attachVolume')).toBeGreaterThan(names.indexOf('createVolume'));
     expect(names.slice(names.indexOf('attachVolume'))).toEqual([
-      'attachVolume', 'sendConversion', 'awaitConversion', 'verifyImage', ...TEARDOWN,
+      'attachVolume', 'waitForAgent', 'sendConversion', 'awaitConversion', 'verifyImage', ...TEARDOWN,
     ]);
     expect(final.context.result?.digest).toBe('sha256:abc');
     expect(final.context.error).toBeUndefined();
@@ -88,12 +88,24 @@ describe('conversion statechart', () => {
     });
   });
 
+  it('attaches the volume while the SSM agent registers, and sends the command only once both are done', async () => {
+    const agent = deferred();
+    const { actor, fakes } = run({ waitForAgent: async () => agent.promise });
+    await waitFor(actor, () => fakes.names().includes('waitForAgent') && actor.getSnapshot().context.resources.attached === true, { timeout: 5000 });
+    expect(fakes.names()).not.toContain('sendConversion');
+    agent.resolve({ instanceId: 'i-0123456789abcdef0' });
+    const final = await waitFor(actor, (s) => s.status === 'done', { timeout: 5000 });
+    expect(final.value).toBe('done');
+    expect(fakes.names().indexOf('sendConversion')).toBeGreaterThan(fakes.names().indexOf('waitForAgent'));
+  });
+
   const failures: [ActorName, string, ActorName[]][] = [
     ['resolve', 'resolve', []],
     ['ensureHelperRole', 'provision/role', ['removeVolume', 'removeSecurityGroup', 'removeRunPolicy']],
     ['createVolume', 'provision/volume', ['removeVolume', 'removeSecurityGroup', 'removeRunPolicy']],
     ['runInstance', 'provision/instance', TEARDOWN],
-    ['waitForInstance', 'provision/ssm-online', TEARDOWN],
+    ['waitForInstance', 'provision/instance-running', TEARDOWN],
+    ['waitForAgent', 'provision/ssm-online', TEARDOWN],
     ['attachVolume', 'attach', TEARDOWN],
     ['awaitConversion', 'convert', TEARDOWN],
     ['verifyImage', 'verify', TEARDOWN],

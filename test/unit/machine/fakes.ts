@@ -42,6 +42,7 @@ const defaults: Record<ActorName, Answer> = {
   createVolume: async () => ({ volumeId: 'vol-0123456789abcdef0' }),
   runInstance: async () => ({ instanceId: 'i-0123456789abcdef0' }),
   waitForInstance: async (input) => ({ instanceId: input.instanceId }),
+  waitForAgent: async (input) => ({ instanceId: input.instanceId }),
   attachVolume: async (input) => ({ device: input.device }),
   sendConversion: async () => ({ commandId: 'cmd-1' }),
   awaitConversion: async () => ({ imageUri: '123456789012.dkr.ecr.us-east-1.amazonaws.com/web-server-2024@sha256:abc', digest: 'sha256:abc', tags: ['latest', 'ami-0123456789abcdef0'] }),
