@@ -34,7 +34,7 @@ import { ATTACH_DEVICE } from '../../src/machine/names.js';
 import { normalisePlan } from '../../src/machine/plan.js';
 import type { Architecture, ConversionSpec } from '../../src/machine/types.js';
 
-export type MarkName = 'ready' | 'online' | 'attached' | 'commandDone' | 'image' | 'done';
+export type MarkName = 'ready' | 'attached' | 'commandDone' | 'image' | 'done';
 
 function mark(name: MarkName, data: Record<string, unknown> = {}): void {
   process.stdout.write(`${JSON.stringify({ type: 'mark', name, at: new Date().toISOString(), ...data })}\n`);
@@ -132,7 +132,6 @@ async function main(): Promise<void> {
     const { InstanceInformationList } = await ssm.send(new DescribeInstanceInformationCommand({ Filters: [{ Key: 'InstanceIds', Values: [instanceId] }] }));
     return InstanceInformationList?.[0]?.PingStatus === 'Online' ? true : undefined;
   });
-  mark('online');
 
   // 5. Attach, polled every 5 s until attached.
   await ec2.send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: ATTACH_DEVICE }));

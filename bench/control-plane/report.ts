@@ -23,22 +23,26 @@ export const conversionSeconds = (m: Measurement) => seconds(m.conversion.endedA
 export const orchestration = (m: Measurement) => toImage(m) - conversionSeconds(m);
 
 /**
+ * Model seconds from RunInstances until the command can be sent: the SSM agent registers after
+ * boot, while the volume (created alongside the boot) attaches once the instance runs.
+ */
+const helperReadyModel = () =>
+  Math.max(LATENCY.instanceBoot + LATENCY.ssmRegistration, Math.max(LATENCY.instanceBoot, LATENCY.volumeCreate) + LATENCY.attach);
+
+/**
  * The fastest any orchestration could be on this twin (pre-existing profile, so no IAM propagation):
- * the instance's boot and SSM registration run alongside the volume's creation, then the attach, the
- * command's delivery and start, and the conversion itself (its measured duration). API round trips,
- * process start-up and polling are taken as free.
+ * the helper ready as above, then the command's delivery and start, and the conversion itself (its
+ * measured duration). API round trips, process start-up and polling are taken as free.
  */
 export function lowerBoundSeconds(scale: number, conversion: number): number {
-  const provision = Math.max(LATENCY.instanceBoot + LATENCY.ssmRegistration, LATENCY.volumeCreate);
-  return (provision + LATENCY.attach + LATENCY.commandDelivery + LATENCY.commandStart) * scale + conversion;
+  return (helperReadyModel() + LATENCY.commandDelivery + LATENCY.commandStart) * scale + conversion;
 }
 
 /** The stretches of a run between milestones, each with the time the latency model allows for it. */
 export const SEGMENTS: { name: string; from: Milestone | 'start'; to: Milestone; model: (scale: number, m: Measurement) => number }[] = [
   { name: 'start → tool ready (node, modules)', from: 'start', to: 'ready', model: () => 0 },
   { name: 'ready → RunInstances accepted', from: 'ready', to: 'launched', model: () => 0 },
-  { name: 'RunInstances → SSM online seen', from: 'launched', to: 'online', model: (s) => (LATENCY.instanceBoot + LATENCY.ssmRegistration) * s },
-  { name: 'online → volume attached seen', from: 'online', to: 'attached', model: (s) => LATENCY.attach * s },
+  { name: 'RunInstances → agent online, volume attached', from: 'launched', to: 'attached', model: (s) => helperReadyModel() * s },
   { name: 'attached → command end seen', from: 'attached', to: 'commandDone', model: (s, m) => (LATENCY.commandDelivery + LATENCY.commandStart) * s + conversionSeconds(m) },
   { name: 'command end → image verified', from: 'commandDone', to: 'image', model: () => 0 },
   { name: 'image → exit (teardown)', from: 'image', to: 'exit', model: () => 0 },

@@ -23,9 +23,10 @@ export type Tool = 'ami2docker' | 'original';
 
 /**
  * Moments both tools pass through, in order (epoch ms). `ready`: modules loaded, first work begins;
- * `launched`: RunInstances accepted.
+ * `launched`: RunInstances accepted; `attached`: the helper's SSM agent is online and the volume
+ * attached (in whichever order the tool waits for them), so the command can be sent.
  */
-export const MILESTONES = ['ready', 'launched', 'online', 'attached', 'commandDone', 'image', 'exit'] as const;
+export const MILESTONES = ['ready', 'launched', 'attached', 'commandDone', 'image', 'exit'] as const;
 export type Milestone = (typeof MILESTONES)[number];
 
 export interface ApiCall { at: number; service: string; operation: string; byTool: boolean; status: number }
@@ -122,7 +123,6 @@ function runNode(args: string[], env: NodeJS.ProcessEnv, cwd: string, onEvent: (
 /** Names of ami2docker's states that mark the same moments as the original's marks. */
 function ami2dockerMilestone(state: string): Milestone | undefined {
   if (state === 'working.resolving') return 'ready';
-  if (state === 'working.attaching') return 'online';
   if (state.startsWith('working.converting')) return 'attached';
   if (state === 'working.verifying') return 'commandDone';
   if (state.startsWith('teardown')) return 'image';
