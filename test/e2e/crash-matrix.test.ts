@@ -1,24 +1,15 @@
 // SIGKILL right after every transition of a clean run is persisted, then `resume` must finish the
 // conversion, or `cleanup` must remove everything; either way nothing is leaked or created twice.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { expectNoDuplicateCreations, expectNoTemporaryLeftovers, requireServices } from '../support/e2e.js';
-import { cleanRun, crashEnv, failedRows, killPointsOf, matrixTable, runMatrix, seconds, type CrashCase, type CrashEnv } from './crash-support.js';
+import { describe, expect, it } from '@jest/globals';
+import { expectNoDuplicateCreations, expectNoTemporaryLeftovers } from '../support/e2e.js';
+import { cleanRun, useCrashEnv, failedRows, killPointsOf, matrixTable, runMatrix, seconds, type CrashCase } from './crash-support.js';
 
 describe('crash matrix: a kill after each transition of a clean run', () => {
-  let env: CrashEnv | undefined;
-
-  beforeAll(async () => {
-    await requireServices();
-    env = await crashEnv('crash-matrix');
-  }, 300_000);
-
-  afterAll(async () => {
-    await env?.dispose();
-  }, 120_000);
+  const env = useCrashEnv('crash-matrix');
 
   it('resumes to a pushed image, or cleans up, from every kill point, leaking and duplicating nothing', async () => {
     const started = Date.now();
-    const reference = await cleanRun(env!, 'clean');
+    const reference = await cleanRun(env(), 'clean');
     const states = reference.checkpoint.history.map((h) => h.state);
     console.log(`clean run: ${states.join(' → ')} in ${seconds(reference.ms)}`);
     expect(states[0]).toBe('working.resolving');
@@ -28,13 +19,13 @@ describe('crash matrix: a kill after each transition of a clean run', () => {
     const cases: CrashCase[] = points.flatMap((kill, i) =>
       (['resume', 'cleanup'] as const).map((then) => ({ id: `T${String(i + 1).padStart(2, '0')}`, kill, then })),
     );
-    const rows = await runMatrix(env!, cases);
+    const rows = await runMatrix(env(), cases);
     console.log(`${matrixTable(`Kill after each transition (${points.length} points × resume/cleanup)`, rows)}\n` +
-      `total ${seconds(Date.now() - started)}; ${env!.audit.count} checkpoint versions read`);
+      `total ${seconds(Date.now() - started)}; ${env().audit.count} checkpoint versions read`);
 
     expect(failedRows(rows)).toEqual([]);
-    await expectNoTemporaryLeftovers(env!.twin);
-    await expectNoDuplicateCreations(env!.twin);
-    expect(env!.audit.findings()).toEqual([]);
+    await expectNoTemporaryLeftovers(env().twin);
+    await expectNoDuplicateCreations(env().twin);
+    expect(env().audit.findings()).toEqual([]);
   }, 45 * 60_000);
 });

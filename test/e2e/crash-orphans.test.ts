@@ -1,23 +1,22 @@
 // When the CLI and its checkpoint are both gone: `cleanup --orphans` finds what the run left by its
 // tags, and even with nothing run at all the helper's dead-man switch terminates it, which deletes
 // its volumes.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { rmSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { LATENCY } from '../twin/latency.js';
-import { expectNoTemporaryLeftovers, requireServices } from '../support/e2e.js';
+import { expectNoTemporaryLeftovers } from '../support/e2e.js';
 import type { RunningTwin } from '../support/twin.js';
 import {
   checkpointPath,
-  crashEnv,
+  useCrashEnv,
   killRunAt,
   leftoversOfRun,
   resourcesOfRun,
   seconds,
   temporaryIds,
   userMutations,
-  type CrashEnv,
   type KilledRun,
 } from './crash-support.js';
 
@@ -50,54 +49,45 @@ async function stateReason(twin: RunningTwin, instanceId: string): Promise<strin
 }
 
 describe('runs whose checkpoint is gone', () => {
-  let env: CrashEnv | undefined;
-
-  beforeAll(async () => {
-    await requireServices();
-    env = await crashEnv('crash-orphans', { timeScale: SCALE });
-  }, 300_000);
-
-  afterAll(async () => {
-    await env?.dispose();
-  }, 120_000);
+  const env = useCrashEnv('crash-orphans', { timeScale: SCALE });
 
   it('cleanup --orphans lists (with --dry-run) and then removes everything of the run', async () => {
-    const killed = await killRunAt(env!, 'working.converting.awaiting', 'orphan');
+    const killed = await killRunAt(env(), 'working.converting.awaiting', 'orphan');
     forgetCheckpoint(killed);
-    const left = temporaryIds(resourcesOfRun(await env!.twin.control.resources(), killed.runId));
+    const left = temporaryIds(resourcesOfRun(await env().twin.control.resources(), killed.runId));
     // The helper, its root volume, the AMI's volume and the security group.
     expect(left.length).toBeGreaterThanOrEqual(4);
-    const callsBefore = userMutations(await env!.twin.control.history()).length;
+    const callsBefore = userMutations(await env().twin.control.history()).length;
 
-    const listed = await env!.run(['cleanup', '--orphans', '--older-than', '0s', '--dry-run'], killed.sandbox);
+    const listed = await env().run(['cleanup', '--orphans', '--older-than', '0s', '--dry-run'], killed.sandbox);
     expect({ code: listed.code, stderr: listed.stderr }).toMatchObject({ code: 0 });
     for (const id of left) expect(listed.stdout).toContain(id);
     expect(listed.stdout).toContain(killed.runId);
-    expect(userMutations(await env!.twin.control.history()).length).toBe(callsBefore);
-    expect(temporaryIds(resourcesOfRun(await env!.twin.control.resources(), killed.runId))).toEqual(left);
+    expect(userMutations(await env().twin.control.history()).length).toBe(callsBefore);
+    expect(temporaryIds(resourcesOfRun(await env().twin.control.resources(), killed.runId))).toEqual(left);
 
-    const removed = await env!.run(['cleanup', '--orphans', '--older-than', '0s', '--yes'], killed.sandbox);
+    const removed = await env().run(['cleanup', '--orphans', '--older-than', '0s', '--yes'], killed.sandbox);
     expect({ code: removed.code, stderr: removed.stderr }).toMatchObject({ code: 0 });
-    expect(await leftoversOfRun(env!.twin, killed.runId)).toEqual([]);
+    expect(await leftoversOfRun(env().twin, killed.runId)).toEqual([]);
   }, 180_000);
 
   it('the dead-man switch terminates the helper after --max-runtime, deleting its volumes, with nothing else running', async () => {
-    const killed = await killRunAt(env!, 'working.converting.sending', 'deadman', { args: ['--max-runtime', `${MAX_RUNTIME_SECONDS / 60}m`] });
+    const killed = await killRunAt(env(), 'working.converting.sending', 'deadman', { args: ['--max-runtime', `${MAX_RUNTIME_SECONDS / 60}m`] });
     const killedAt = Date.now();
-    const ours = resourcesOfRun(await env!.twin.control.resources(), killed.runId);
+    const ours = resourcesOfRun(await env().twin.control.resources(), killed.runId);
     const instance = ours.instances[0]!;
     expect({ instances: ours.instances.length, state: instance.state, shutdownBehavior: instance.shutdownBehavior }).toEqual({ instances: 1, state: 'running', shutdownBehavior: 'terminate' });
     expect(ours.volumes.find((v) => !v.root)?.attachment).toMatchObject({ instanceId: instance.id, state: 'attached', deleteOnTermination: true });
     forgetCheckpoint(killed);
 
-    const launched = (await env!.twin.control.history()).find((e) => e.operation === 'RunInstances' && e.id === instance.id)!;
+    const launched = (await env().twin.control.history()).find((e) => e.operation === 'RunInstances' && e.id === instance.id)!;
     const launchedAt = Date.parse(launched.at);
     // `shutdown -h +1` from the user data: one scaled minute after boot, then the termination.
     const earliest = launchedAt + MAX_RUNTIME_SECONDS * 1000 * SCALE;
     const bound = launchedAt + (LATENCY.instanceBoot + MAX_RUNTIME_SECONDS + LATENCY.terminate) * 1000 * SCALE + 30_000;
     let stoppedAt: number | undefined;
     for (;;) {
-      const now = resourcesOfRun(await env!.twin.control.resources(), killed.runId);
+      const now = resourcesOfRun(await env().twin.control.resources(), killed.runId);
       const state = now.instances.find((i) => i.id === instance.id)?.state;
       if (state !== 'running') stoppedAt ??= Date.now();
       if (state === 'terminated' && now.volumes.length === 0) break;
@@ -107,13 +97,13 @@ describe('runs whose checkpoint is gone', () => {
     console.log(`dead-man switch: launched, killed after ${seconds(killedAt - launchedAt)}, shut down after ${seconds(stoppedAt! - launchedAt)} ` +
       `(--max-runtime ${MAX_RUNTIME_SECONDS} s × ${SCALE} = ${seconds(MAX_RUNTIME_SECONDS * 1000 * SCALE)}), volumes gone after ${seconds(Date.now() - launchedAt)}`);
     expect(stoppedAt!).toBeGreaterThanOrEqual(earliest);
-    expect(await stateReason(env!.twin, instance.id)).toBe('Client.InstanceInitiatedShutdown');
+    expect(await stateReason(env().twin, instance.id)).toBe('Client.InstanceInitiatedShutdown');
     // Nothing but the instance itself did it: no call changed anything since the kill.
-    expect(userMutations(await env!.twin.control.history()).filter((e) => Date.parse(e.at) >= killedAt)).toEqual([]);
+    expect(userMutations(await env().twin.control.history()).filter((e) => Date.parse(e.at) >= killedAt)).toEqual([]);
 
     // What costs nothing (security group, run policy) is left for cleanup --orphans.
-    const removed = await env!.run(['cleanup', '--orphans', '--older-than', '0s', '--yes'], killed.sandbox);
+    const removed = await env().run(['cleanup', '--orphans', '--older-than', '0s', '--yes'], killed.sandbox);
     expect({ code: removed.code, stderr: removed.stderr }).toMatchObject({ code: 0 });
-    await expectNoTemporaryLeftovers(env!.twin);
+    await expectNoTemporaryLeftovers(env().twin);
   }, 180_000);
 });

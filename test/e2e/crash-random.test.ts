@@ -1,11 +1,11 @@
 // SIGKILL at random moments spread over a whole run (in the middle of AWS calls, during the
 // conversion, during teardown), then alternately `resume` and `cleanup`.
 // AMI2DOCKER_CRASH_SEED replays an earlier matrix; AMI2DOCKER_CRASH_KILLS changes the count (default 30).
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { expectNoDuplicateCreations, expectNoTemporaryLeftovers, requireServices } from '../support/e2e.js';
+import { describe, expect, it } from '@jest/globals';
+import { expectNoDuplicateCreations, expectNoTemporaryLeftovers } from '../support/e2e.js';
 import {
   cleanRun,
-  crashEnv,
+  useCrashEnv,
   failedRows,
   matrixTable,
   runMatrix,
@@ -13,7 +13,6 @@ import {
   seconds,
   stratifiedMoments,
   type CrashCase,
-  type CrashEnv,
 } from './crash-support.js';
 
 const KILLS = Number(process.env.AMI2DOCKER_CRASH_KILLS ?? 30);
@@ -26,20 +25,11 @@ function phaseOf(killedAt: string): string {
 }
 
 describe('crash matrix: kills at random moments', () => {
-  let env: CrashEnv | undefined;
-
-  beforeAll(async () => {
-    await requireServices();
-    env = await crashEnv('crash-random');
-  }, 300_000);
-
-  afterAll(async () => {
-    await env?.dispose();
-  }, 120_000);
+  const env = useCrashEnv('crash-random');
 
   it(`resumes or cleans up after ${KILLS} kills spread over a run (seed ${SEED})`, async () => {
     const started = Date.now();
-    const reference = await cleanRun(env!, 'clean');
+    const reference = await cleanRun(env(), 'clean');
     // A little past the clean run's end, so late moments also land in its last teardown steps.
     const span = runSpanMs(reference.checkpoint) * 1.05;
     const cases: CrashCase[] = stratifiedMoments(KILLS, span, SEED).map((afterMs, i) => ({
@@ -47,16 +37,16 @@ describe('crash matrix: kills at random moments', () => {
       kill: { afterMs },
       then: i % 2 === 0 ? 'resume' : 'cleanup',
     }));
-    const rows = await runMatrix(env!, cases);
+    const rows = await runMatrix(env(), cases);
     const phases = new Map<string, number>();
     for (const row of rows) phases.set(phaseOf(row.killedAt), (phases.get(phaseOf(row.killedAt)) ?? 0) + 1);
     console.log(`${matrixTable(`Kill at ${KILLS} random moments over ${seconds(span)} (seed ${SEED}; rerun with AMI2DOCKER_CRASH_SEED=${SEED})`, rows)}\n` +
       `kills by phase: ${[...phases].map(([p, n]) => `${p} ${n}`).join(', ')}; clean run ${seconds(reference.ms)}; ` +
-      `total ${seconds(Date.now() - started)}; ${env!.audit.count} checkpoint versions read`);
+      `total ${seconds(Date.now() - started)}; ${env().audit.count} checkpoint versions read`);
 
     expect(failedRows(rows)).toEqual([]);
-    await expectNoTemporaryLeftovers(env!.twin);
-    await expectNoDuplicateCreations(env!.twin);
-    expect(env!.audit.findings()).toEqual([]);
+    await expectNoTemporaryLeftovers(env().twin);
+    await expectNoDuplicateCreations(env().twin);
+    expect(env().audit.findings()).toEqual([]);
   }, 45 * 60_000);
 });

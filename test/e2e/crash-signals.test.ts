@@ -1,29 +1,20 @@
 // Ctrl-C and SIGTERM: the first stops the run and removes what it created (exit 1); a second exits
 // at once (exit 4) with a checkpoint that `resume` then runs to its end.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CheckpointStore } from '../../src/effects/checkpoint.js';
-import { readCheckpoint, requireServices } from '../support/e2e.js';
-import { convertArgs, crashEnv, duplicatesOfRun, leftoversOfRun, outcomeOf, passed, type CrashEnv } from './crash-support.js';
+import { readCheckpoint } from '../support/e2e.js';
+import { convertArgs, useCrashEnv, duplicatesOfRun, leftoversOfRun, outcomeOf, passed } from './crash-support.js';
 
 /** Far enough for every temporary resource to exist: helper, volume attached, security group, run policy. */
 const CONVERTING = 'working.converting.awaiting';
 
 describe('signals', () => {
-  let env: CrashEnv | undefined;
-
-  beforeAll(async () => {
-    await requireServices();
-    env = await crashEnv('crash-signals');
-  }, 300_000);
-
-  afterAll(async () => {
-    await env?.dispose();
-  }, 120_000);
+  const env = useCrashEnv('crash-signals');
 
   it.each(['SIGINT', 'SIGTERM'] as const)('%s once: removes everything the run created and exits 1', async (signal) => {
-    const sandbox = await env!.sandbox();
-    const child = env!.spawn(convertArgs(env!, `once-${signal.toLowerCase()}`), sandbox, { killOn: { checkpoint: (c) => passed(c, CONVERTING), signal } });
+    const sandbox = await env().sandbox();
+    const child = env().spawn(convertArgs(env(), `once-${signal.toLowerCase()}`), sandbox, { killOn: { checkpoint: (c) => passed(c, CONVERTING), signal } });
     const exit = await child.exited;
     const runId = child.runId()!;
     const checkpoint = readCheckpoint(sandbox.stateDir, runId);
@@ -31,13 +22,13 @@ describe('signals', () => {
     expect({ killed: exit.killed, code: exit.code, final: checkpoint?.final, step: checkpoint?.context.error?.step }).toEqual({ killed: true, code: 1, final: 'failed', step: 'interrupted' });
     expect(outcomeOf(exit).message).toMatch(new RegExp(`interrupted by ${signal}`));
     expect(new CheckpointStore(sandbox.stateDir).isLocked(runId)).toBe(false);
-    expect(await leftoversOfRun(env!.twin, runId)).toEqual([]);
-    expect(await duplicatesOfRun(env!.twin, runId)).toEqual([]);
+    expect(await leftoversOfRun(env().twin, runId)).toEqual([]);
+    expect(await duplicatesOfRun(env().twin, runId)).toEqual([]);
   }, 180_000);
 
   it('SIGINT twice: exits 4 at once naming resume and cleanup; resume then finishes the teardown it cut short', async () => {
-    const sandbox = await env!.sandbox();
-    const child = env!.spawn(convertArgs(env!, 'twice'), sandbox);
+    const sandbox = await env().sandbox();
+    const child = env().spawn(convertArgs(env(), 'twice'), sandbox);
     let exited = false;
     void child.exited.then(() => (exited = true));
     const { runId } = await child.waitForCheckpoint((c) => passed(c, CONVERTING));
@@ -60,32 +51,23 @@ describe('signals', () => {
     expect(saved.final).toBeUndefined();
     console.log(`second SIGINT at ${tearingDown.state}; checkpoint left at ${saved.state}`);
 
-    const resumed = await env!.run(['resume', runId, '--json'], sandbox);
+    const resumed = await env().run(['resume', runId, '--json'], sandbox);
     const ended = readCheckpoint(sandbox.stateDir, runId)!;
     // The run was stopped by its user: resume completes the removal and reports the interruption.
     expect({ code: resumed.code, final: ended.final, step: ended.context.error?.step }).toEqual({ code: 1, final: 'failed', step: 'interrupted' });
     expect(outcomeOf(resumed).message).toMatch(/interrupted by SIGINT/);
-    expect(await leftoversOfRun(env!.twin, runId)).toEqual([]);
-    expect(await duplicatesOfRun(env!.twin, runId)).toEqual([]);
+    expect(await leftoversOfRun(env().twin, runId)).toEqual([]);
+    expect(await duplicatesOfRun(env().twin, runId)).toEqual([]);
   }, 180_000);
 });
 
 describe('Ctrl-C at a terminal', () => {
-  let env: CrashEnv | undefined;
-
-  beforeAll(async () => {
-    await requireServices();
-    env = await crashEnv('crash-terminal');
-  }, 300_000);
-
-  afterAll(async () => {
-    await env?.dispose();
-  }, 120_000);
+  const env = useCrashEnv('crash-terminal');
 
   /** Starts a human-mode conversion on a terminal and presses Ctrl-C once everything exists; returns at the question. */
   async function interruptAtTheQuestion(tag: string) {
-    const sandbox = await env!.sandbox();
-    const child = env!.spawn(['--ami-name', env!.amiName, '--tag', tag], sandbox, { terminal: true });
+    const sandbox = await env().sandbox();
+    const child = env().spawn(['--ami-name', env().amiName, '--tag', tag], sandbox, { terminal: true });
     const { runId } = await child.waitForCheckpoint((c) => passed(c, CONVERTING));
     child.type('\x03');
     await child.waitForOutput(/Remove what it created now\? .*\[Y\/n\]/);
@@ -103,12 +85,12 @@ describe('Ctrl-C at a terminal', () => {
     expect(exit.code).toBe(4);
     expect(exit.stdout).toContain(`ami2docker resume ${runId}`);
     expect(readCheckpoint(sandbox.stateDir, runId)!.final).toBeUndefined();
-    expect(await leftoversOfRun(env!.twin, runId)).not.toEqual([]);
+    expect(await leftoversOfRun(env().twin, runId)).not.toEqual([]);
 
-    const resumed = await env!.run(['resume', runId, '--json'], sandbox);
+    const resumed = await env().run(['resume', runId, '--json'], sandbox);
     expect({ code: resumed.code, final: readCheckpoint(sandbox.stateDir, runId)!.final }).toEqual({ code: 0, final: 'done' });
-    expect(await leftoversOfRun(env!.twin, runId)).toEqual([]);
-    expect(await duplicatesOfRun(env!.twin, runId)).toEqual([]);
+    expect(await leftoversOfRun(env().twin, runId)).toEqual([]);
+    expect(await duplicatesOfRun(env().twin, runId)).toEqual([]);
   }, 240_000);
 
   it('pressing Enter removes what the run created and exits 1', async () => {
@@ -118,8 +100,8 @@ describe('Ctrl-C at a terminal', () => {
     expect(exit.code).toBe(1);
     expect(exit.stdout).toMatch(/^ami2docker: interrupted by SIGINT.*removed/m);
     expect(new CheckpointStore(sandbox.stateDir).isLocked(runId)).toBe(false);
-    expect(await leftoversOfRun(env!.twin, runId)).toEqual([]);
-    expect(await duplicatesOfRun(env!.twin, runId)).toEqual([]);
+    expect(await leftoversOfRun(env().twin, runId)).toEqual([]);
+    expect(await duplicatesOfRun(env().twin, runId)).toEqual([]);
   }, 240_000);
 
   it('a second Ctrl-C at the question exits 4 at once', async () => {
@@ -128,8 +110,8 @@ describe('Ctrl-C at a terminal', () => {
     const exit = await child.exited;
     expect(exit.code).toBe(4);
     expect(exit.stdout).toContain(`ami2docker cleanup ${runId}`);
-    const cleaned = await env!.run(['cleanup', runId, '--json'], sandbox);
+    const cleaned = await env().run(['cleanup', runId, '--json'], sandbox);
     expect(cleaned.code).toBe(0);
-    expect(await leftoversOfRun(env!.twin, runId)).toEqual([]);
+    expect(await leftoversOfRun(env().twin, runId)).toEqual([]);
   }, 240_000);
 });

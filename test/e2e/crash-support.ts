@@ -2,6 +2,7 @@
 // taken from a clean run's checkpoint history, waiting out the lock of a killed process, what one
 // run left behind or created twice, the image a run pushed, an audit of every checkpoint version
 // written, and the kill-then-resume/cleanup matrix with its printed table.
+import { afterAll, beforeAll } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
@@ -15,6 +16,7 @@ import {
   readCheckpoint,
   REGISTRY,
   registryPassword,
+  requireServices,
   spawnCli,
   temporaryLeftovers,
   type Checkpoint,
@@ -93,6 +95,22 @@ export async function crashEnv(amiName: string, options: { timeScale?: number; a
       await Promise.all(sandboxes.map((sandbox) => sandbox.dispose()));
       await twin.stop();
     },
+  };
+}
+
+/** A crash env for the enclosing `describe`: started before its tests, disposed after them. */
+export function useCrashEnv(amiName: string, options: Parameters<typeof crashEnv>[1] = {}): () => CrashEnv {
+  let env: CrashEnv | undefined;
+  beforeAll(async () => {
+    await requireServices();
+    env = await crashEnv(amiName, options);
+  }, 300_000);
+  afterAll(async () => {
+    await env?.dispose();
+  }, 120_000);
+  return () => {
+    if (!env) throw new Error(`the crash env ${amiName} did not start`);
+    return env;
   };
 }
 
