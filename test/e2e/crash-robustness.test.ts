@@ -97,11 +97,12 @@ describe('checkpoint robustness', () => {
   }, 180_000);
 
   it('refuses to resume or clean up a run another process is driving', async () => {
-    // A helper whose agent never comes online keeps the run waiting, and so holding its lock.
+    // A helper whose agent never comes online keeps the run waiting, and so holding its lock; once
+    // the volume is attached (which does not wait for the agent) the run changes nothing more.
     await env().twin.control.fault({ ssmNeverRegisters: true });
     const sandbox = await env().sandbox();
     const child = env().spawn(convertArgs(env(), 'locked'), sandbox);
-    const { runId } = await child.waitForCheckpoint((c) => Boolean(c.context.resources.instanceId));
+    const { runId } = await child.waitForCheckpoint((c) => c.context.resources.attached === true);
     const before = await userCallCount(env().twin);
 
     for (const command of ['resume', 'cleanup']) {
