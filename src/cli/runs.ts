@@ -120,7 +120,7 @@ async function cleanupOrphans(args: CleanupArgs, output: Output): Promise<ExitCo
       if (!canAsk(args.json)) {
         throw new CliError(`found ${orphans.length} orphaned resources (${listing.join('; ')}); pass --yes to remove them or --dry-run to only list`, EXIT.usage);
       }
-      const remove = await askYesNo(`Remove these ${orphans.length} resources?\n  ${listing.join('\n  ')}\n`, false);
+      const remove = await askYesNo(`${listing.join('\n')}\nRemove these ${orphans.length} resources?`, false);
       if (!remove) {
         output.note('Nothing removed.');
         return EXIT.done;

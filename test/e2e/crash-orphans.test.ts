@@ -66,6 +66,19 @@ describe('runs whose checkpoint is gone', () => {
     expect(userMutations(await env().twin.control.history()).length).toBe(callsBefore);
     expect(temporaryIds(resourcesOfRun(await env().twin.control.resources(), killed.runId))).toEqual(left);
 
+    // At a terminal it asks, and the default answer removes nothing.
+    const asking = env().spawn(['cleanup', '--orphans', '--older-than', '0s'], killed.sandbox, { terminal: true });
+    await asking.waitForOutput(/Remove these \d+ resources\? \[y\/N\]/);
+    asking.type('\r');
+    const declined = await asking.exited;
+    expect({ code: declined.code, said: declined.stdout.includes('Nothing removed.') }).toEqual({ code: 0, said: true });
+    for (const id of left) expect(declined.stdout).toContain(id);
+    expect(userMutations(await env().twin.control.history()).length).toBe(callsBefore);
+
+    // Without a terminal it needs --yes.
+    const refused = await env().run(['cleanup', '--orphans', '--older-than', '0s'], killed.sandbox);
+    expect({ code: refused.code, stderr: refused.stderr }).toMatchObject({ code: 2, stderr: expect.stringMatching(/pass --yes to remove them/) });
+
     const removed = await env().run(['cleanup', '--orphans', '--older-than', '0s', '--yes'], killed.sandbox);
     expect({ code: removed.code, stderr: removed.stderr }).toMatchObject({ code: 0 });
     expect(await leftoversOfRun(env().twin, killed.runId)).toEqual([]);
