@@ -1,8 +1,7 @@
 // SIGKILL right after every transition of a clean run is persisted, then `resume` must finish the
 // conversion, or `cleanup` must remove everything; either way nothing is leaked or created twice.
 import { describe, expect, it } from '@jest/globals';
-import { expectNoDuplicateCreations, expectNoTemporaryLeftovers } from '../support/e2e.js';
-import { cleanRun, useCrashEnv, failedRows, killPointsOf, matrixTable, runMatrix, seconds, type CrashCase } from './crash-support.js';
+import { cleanRun, useCrashEnv, expectCleanMatrix, killPointsOf, matrixTable, runMatrix, seconds, type CrashCase } from './crash-support.js';
 
 describe('crash matrix: a kill after each transition of a clean run', () => {
   const env = useCrashEnv('crash-matrix');
@@ -23,9 +22,6 @@ describe('crash matrix: a kill after each transition of a clean run', () => {
     console.log(`${matrixTable(`Kill after each transition (${points.length} points × resume/cleanup)`, rows)}\n` +
       `total ${seconds(Date.now() - started)}; ${env().audit.count} checkpoint versions read`);
 
-    expect(failedRows(rows)).toEqual([]);
-    await expectNoTemporaryLeftovers(env().twin);
-    await expectNoDuplicateCreations(env().twin);
-    expect(env().audit.findings()).toEqual([]);
+    await expectCleanMatrix(env(), rows);
   }, 45 * 60_000);
 });

@@ -1,12 +1,11 @@
 // SIGKILL at random moments spread over a whole run (in the middle of AWS calls, during the
 // conversion, during teardown), then alternately `resume` and `cleanup`.
 // AMI2DOCKER_CRASH_SEED replays an earlier matrix; AMI2DOCKER_CRASH_KILLS changes the count (default 30).
-import { describe, expect, it } from '@jest/globals';
-import { expectNoDuplicateCreations, expectNoTemporaryLeftovers } from '../support/e2e.js';
+import { describe, it } from '@jest/globals';
 import {
   cleanRun,
   useCrashEnv,
-  failedRows,
+  expectCleanMatrix,
   matrixTable,
   runMatrix,
   runSpanMs,
@@ -44,9 +43,6 @@ describe('crash matrix: kills at random moments', () => {
       `kills by phase: ${[...phases].map(([p, n]) => `${p} ${n}`).join(', ')}; clean run ${seconds(reference.ms)}; ` +
       `total ${seconds(Date.now() - started)}; ${env().audit.count} checkpoint versions read`);
 
-    expect(failedRows(rows)).toEqual([]);
-    await expectNoTemporaryLeftovers(env().twin);
-    await expectNoDuplicateCreations(env().twin);
-    expect(env().audit.findings()).toEqual([]);
+    await expectCleanMatrix(env(), rows);
   }, 45 * 60_000);
 });

@@ -2,7 +2,7 @@
 // taken from a clean run's checkpoint history, waiting out the lock of a killed process, what one
 // run left behind or created twice, the image a run pushed, an audit of every checkpoint version
 // written, and the kill-then-resume/cleanup matrix with its printed table.
-import { afterAll, beforeAll } from '@jest/globals';
+import { afterAll, beforeAll, expect } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import path from 'node:path';
@@ -13,6 +13,8 @@ import {
   amiSpec,
   cliSandbox,
   creationsByRun,
+  expectNoDuplicateCreations,
+  expectNoTemporaryLeftovers,
   readCheckpoint,
   REGISTRY,
   registryPassword,
@@ -513,6 +515,14 @@ export async function runMatrix(env: CrashEnv, cases: CrashCase[]): Promise<Case
 
 export const failedRows = (rows: CaseRow[]) =>
   rows.filter((r) => r.problems.length || r.leaked.length || r.duplicated.length).map((r) => `${r.id} (${r.target} → ${r.then}): ${[...r.problems, ...r.leaked.map((l) => `leaked ${l}`), ...r.duplicated.map((d) => `created twice: ${d}`)].join('; ')}`);
+
+/** No case failed, and the twin holds nothing temporary, nothing created twice; no checkpoint held a secret. */
+export async function expectCleanMatrix(env: CrashEnv, rows: CaseRow[]): Promise<void> {
+  expect(failedRows(rows)).toEqual([]);
+  await expectNoTemporaryLeftovers(env.twin);
+  await expectNoDuplicateCreations(env.twin);
+  expect(env.audit.findings()).toEqual([]);
+}
 
 /** The matrix as an aligned table, with each row's problems spelled out below it. */
 export function matrixTable(title: string, rows: CaseRow[]): string {
