@@ -5,7 +5,6 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   ListObjectsV2Command,
-  PutBucketTaggingCommand,
   type BucketLocationConstraint,
 } from '@aws-sdk/client-s3';
 import { outputPrefix } from '../machine/names.js';
@@ -44,26 +43,28 @@ async function bucketTags(name: string, ctx: EffectContext) {
 }
 
 /**
- * S3 takes no tags on create, so tagging follows at once. New buckets block public access by
- * default. A bucket this account already owns is kept as it is, untagged unless this run made it.
+ * Created with its tags (CreateBucketConfiguration.Tags), so it is never untagged. New buckets
+ * block public access by default. A bucket this account already owns is kept as it is.
  */
 export async function ensureBucket(input: EnsureBucketInput, ctx: EffectContext): Promise<EnsureBucketOutput> {
   const { s3 } = ctx.clients;
   try {
     await s3.send(new CreateBucketCommand({
       Bucket: input.name,
-      // us-east-1 is the one region that rejects its own name as a location constraint.
-      ...(input.region === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: input.region as BucketLocationConstraint } }),
+      CreateBucketConfiguration: {
+        Tags: reusableTagList(input.tags),
+        // us-east-1 is the one region that rejects its own name as a location constraint.
+        ...(input.region === 'us-east-1' ? {} : { LocationConstraint: input.region as BucketLocationConstraint }),
+      },
     }), sendOptions(ctx));
   } catch (error) {
     if (hasAwsCode(error, 'BucketAlreadyExists')) {
       throw new InputError(`S3 bucket name '${input.name}' is taken by another account; choose another --ssm-bucket`);
     }
     if (!hasAwsCode(error, 'BucketAlreadyOwnedByYou')) throw error;
-    // Made by an earlier attempt of this run only if it carries this run's id; otherwise not ours to tag.
+    // Made by an earlier attempt of this run only if it carries this run's id.
     return { name: input.name, created: carriesRunId(await bucketTags(input.name, ctx), input.tags.runId) };
   }
-  await s3.send(new PutBucketTaggingCommand({ Bucket: input.name, Tagging: { TagSet: reusableTagList(input.tags) } }), sendOptions(ctx));
   return { name: input.name, created: true };
 }
 

@@ -18,6 +18,7 @@ const ACTIONS_OF: Record<string, string[]> = {
   'iam:CreateRole': ['iam:CreateRole', 'iam:TagRole'],
   'iam:CreateInstanceProfile': ['iam:CreateInstanceProfile', 'iam:TagInstanceProfile'],
   'ecr:CreateRepository': ['ecr:CreateRepository', 'ecr:TagResource'],
+  's3:CreateBucket': ['s3:CreateBucket', 's3:TagResource'],
 };
 const SERVICE_OF: Record<string, string> = { 'client-ec2': 'ec2', 'client-ssm': 'ssm', 'client-s3': 's3', 'client-iam': 'iam', 'client-ecr': 'ecr', 'client-sts': 'sts' };
 
