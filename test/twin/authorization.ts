@@ -4,7 +4,7 @@
 import type { Caller, Input, ServiceName, TwinConfig } from './context.js';
 import { AwsError, genericError, type Protocol } from './errors.js';
 import type { Decision } from './policy.js';
-import { S3_ACTIONS } from './services/s3.js';
+import { S3_ACTIONS, type S3Route } from './services/s3.js';
 import type { IamService } from './services/iam.js';
 
 export interface Permission {
@@ -21,7 +21,7 @@ export function requiredPermissions(
   service: ServiceName,
   operation: string,
   input: Input,
-  route?: { bucket: string; key?: string },
+  route?: Omit<S3Route, 'operation'>,
 ): Permission[] {
   const { region, account } = config;
   switch (service) {
@@ -53,8 +53,12 @@ export function requiredPermissions(
       return [{ action: `ssm:${operation}`, resource: `arn:aws:ssm:${region}:${account}:*` }];
     case 'sts':
       return [{ action: `sts:${operation}`, resource: '*' }];
-    case 's3':
-      return [{ action: S3_ACTIONS[operation], resource: `arn:aws:s3:::${route?.bucket ?? ''}${route?.key !== undefined ? `/${route.key}` : ''}` }];
+    case 's3': {
+      const resource = `arn:aws:s3:::${route?.bucket ?? ''}${route?.key !== undefined ? `/${route.key}` : ''}`;
+      const needed = [{ action: S3_ACTIONS[operation]!, resource }];
+      if (route?.tagsOnCreate) needed.push({ action: 's3:TagResource', resource });
+      return needed;
+    }
   }
 }
 

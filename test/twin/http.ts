@@ -13,6 +13,7 @@ import { evaluate } from './policy.js';
 import { JSON_CONTENT_TYPE, jsonErrorBody, operationFromTarget, parseJsonInput, serializeJsonOutput } from './protocols/json.js';
 import { loadModel, type ServiceModel } from './protocols/model.js';
 import { ec2ErrorBody, parseQueryInput, queryErrorBody, serializeQueryOutput } from './protocols/query.js';
+import type { S3Route } from './services/s3.js';
 import { s3ErrorBody, type RestRequest, type RestResponse } from './protocols/restxml.js';
 import type { Twin } from './twin.js';
 
@@ -151,7 +152,7 @@ async function invoke(
   operation: string,
   input: Input,
   requestId: string,
-  route?: { bucket: string; key?: string },
+  route?: Omit<S3Route, 'operation'>,
   handler?: (call: Call) => unknown,
 ): Promise<unknown> {
   const { service, caller } = signed;
@@ -189,7 +190,7 @@ function queryService(twin: Twin, service: ServiceName): QueryService {
  * The twin's user is held to the policy set with --policy or the control API (none: allowed);
  * an instance is held to its role's policies.
  */
-function authorize(twin: Twin, signed: Signed, operation: string, input: Input, route?: { bucket: string; key?: string }): void {
+function authorize(twin: Twin, signed: Signed, operation: string, input: Input, route?: Omit<S3Route, 'operation'>): void {
   const { service, caller } = signed;
   const documents = caller.roleName ? twin.iam.roleDocuments(caller.roleName) : twin.policy ? [twin.policy] : undefined;
   if (!documents) return;

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { CreateRepositoryCommand } from '@aws-sdk/client-ecr';
 import { AddRoleToInstanceProfileCommand, CreateInstanceProfileCommand, CreateRoleCommand, GetRoleCommand } from '@aws-sdk/client-iam';
-import { CreateBucketCommand, HeadBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetBucketTaggingCommand, HeadBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DescribeInstanceInformationCommand, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -140,6 +140,13 @@ describe('idempotency and tags on create', () => {
     expect((await errorOf(clients.ec2.send(new CreateVolumeCommand({ ...input, Size: 3 })))).name).toBe('IdempotentParameterMismatch');
     const found = await clients.ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: 'tag:run', Values: ['idem'] }] }));
     expect(found.Volumes!.map((v) => v.VolumeId)).toEqual([first.VolumeId]);
+  });
+
+  it('keeps the tags a bucket is created with', async () => {
+    await clients.s3.send(new CreateBucketCommand({ Bucket: 'tagged-on-create', CreateBucketConfiguration: { Tags: tags({ 'ami2docker:run-id': 'bucket-run' }) } }));
+    const { TagSet } = await clients.s3.send(new GetBucketTaggingCommand({ Bucket: 'tagged-on-create' }));
+    expect(TagSet).toEqual(tags({ 'ami2docker:run-id': 'bucket-run' }));
+    expect((await twin.control.resources()).buckets.find((b) => b.name === 'tagged-on-create')?.tags).toEqual({ 'ami2docker:run-id': 'bucket-run' });
   });
 
   it('finds a security group by its tag from the moment it exists', async () => {
@@ -288,6 +295,20 @@ describe('policy enforcement', () => {
       // GetCallerIdentity needs no permission at all.
       expect((await once.sts.send(new GetCallerIdentityCommand({}))).Account).toBe('123456789012');
       expect((await twin.control.resources()).roles.map((r) => r.name)).not.toContain('denied');
+    } finally {
+      once.destroy();
+    }
+  });
+
+  it('needs s3:TagResource as well to create a bucket with tags', async () => {
+    await twin.control.setPolicy({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['s3:CreateBucket'], Resource: '*' }] });
+    const once = clientsFor(twin, 1);
+    try {
+      const denied = await errorOf(once.s3.send(new CreateBucketCommand({ Bucket: 'needs-tag-resource', CreateBucketConfiguration: { Tags: tags({ a: 'b' }) } })));
+      expect([denied.name, denied.$metadata?.httpStatusCode]).toEqual(['AccessDenied', 403]);
+      expect(denied.message).toMatch(/not authorized to perform: s3:TagResource/);
+      expect((await twin.control.resources()).buckets.map((b) => b.name)).not.toContain('needs-tag-resource');
+      await once.s3.send(new CreateBucketCommand({ Bucket: 'needs-tag-resource' }));
     } finally {
       once.destroy();
     }

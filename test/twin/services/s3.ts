@@ -26,6 +26,8 @@ export interface S3Route {
   operation: string;
   bucket: string;
   key?: string;
+  /** CreateBucket with tags in its configuration: S3 also checks s3:TagResource. */
+  tagsOnCreate?: boolean;
 }
 
 /** IAM actions S3 checks for each operation. */
@@ -45,6 +47,13 @@ export const S3_ACTIONS: Record<string, string> = {
   DeleteObjects: 's3:DeleteObject',
 };
 
+/** The tags a CreateBucket request's configuration carries. */
+function creationTags(body: Buffer): Tag[] {
+  if (body.length === 0) return [];
+  const configuration = parseXml(body).CreateBucketConfiguration as { Tags?: { Tag?: Tag[] } } | undefined;
+  return (configuration?.Tags?.Tag ?? []).map(copyTag);
+}
+
 export class S3Service {
   readonly buckets = new Map<string, Bucket>();
 
@@ -63,7 +72,7 @@ export class S3Service {
       if (q.has('location') && m === 'GET') return { operation: 'GetBucketLocation', bucket };
       if (q.has('delete') && m === 'POST') return { operation: 'DeleteObjects', bucket };
       if (m === 'HEAD') return { operation: 'HeadBucket', bucket };
-      if (m === 'PUT') return { operation: 'CreateBucket', bucket };
+      if (m === 'PUT') return { operation: 'CreateBucket', bucket, tagsOnCreate: creationTags(request.body).length > 0 };
       if (m === 'DELETE') return { operation: 'DeleteBucket', bucket };
       if (m === 'GET' && q.get('list-type') === '2') return { operation: 'ListObjectsV2', bucket };
     } else {
@@ -142,6 +151,7 @@ export class S3Service {
       throw new AwsError('InvalidBucketName', 'The specified bucket is not valid.', 400, { BucketName: name });
     }
     const configuration = parseXml(body).CreateBucketConfiguration as { LocationConstraint?: string } | undefined;
+    const tags = creationTags(body);
     const constraint = configuration?.LocationConstraint || undefined;
     const region = this.config.region;
     if (region === 'us-east-1' && constraint !== undefined) {
@@ -159,8 +169,8 @@ export class S3Service {
       }
       throw new AwsError('BucketAlreadyOwnedByYou', 'Your previous request to create the named bucket succeeded and you already own it.', 409, { BucketName: name });
     }
-    this.buckets.set(name, { name, region, createdAt: new Date(), tags: [], objects: new Map() });
-    call.record({ id: name, created: true });
+    this.buckets.set(name, { name, region, createdAt: new Date(), tags, objects: new Map() });
+    call.record({ id: name, created: true, ...(tags.length ? { tags } : {}) });
     return { status: 200, headers: { Location: `/${name}` } };
   }
 
