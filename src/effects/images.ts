@@ -1,10 +1,10 @@
 // Finding the source AMI (strictly: never guess between owners) and the helper's AMI.
-import { DescribeImagesCommand, type Image } from '@aws-sdk/client-ec2';
+import { paginateDescribeImages, type DescribeImagesCommandInput, type Image } from '@aws-sdk/client-ec2';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import type { Architecture, Plan, ResolvedAmi } from '../machine/types.js';
 import type { EffectContext } from './context.js';
 import { InputError, hasAwsCode } from './errors.js';
-import { sendOptions } from './wait.js';
+import { allItems, sendOptions } from './wait.js';
 
 /** Current-generation general-purpose types with enough memory for tar + docker; never m4. */
 const DEFAULT_INSTANCE_TYPE: Record<Architecture, string> = { x86_64: 'c7i.large', arm64: 'c7g.large' };
@@ -29,16 +29,8 @@ function listCandidates(images: Image[], limit = 10): string {
   return images.length > limit ? `${shown} and ${images.length - limit} more` : shown;
 }
 
-async function describeImages(ctx: EffectContext, input: ConstructorParameters<typeof DescribeImagesCommand>[0]): Promise<Image[]> {
-  const images: Image[] = [];
-  let NextToken: string | undefined;
-  do {
-    const page = await ctx.clients.ec2.send(new DescribeImagesCommand({ ...input, NextToken }), sendOptions(ctx));
-    images.push(...(page.Images ?? []));
-    NextToken = page.NextToken;
-  } while (NextToken);
-  return images;
-}
+const describeImages = (ctx: EffectContext, input: DescribeImagesCommandInput): Promise<Image[]> =>
+  allItems(paginateDescribeImages({ client: ctx.clients.ec2 }, input, sendOptions(ctx)), (page) => page.Images);
 
 async function imageById(id: string, owners: string[], ctx: EffectContext): Promise<Image> {
   let images: Image[];

@@ -1,7 +1,7 @@
 // The helper instance: launched once per run (ClientToken), reachable only through SSM, and
 // self-terminating when the run's maximum runtime has passed.
 import {
-  DescribeInstancesCommand,
+  paginateDescribeInstances,
   RunInstancesCommand,
   TerminateInstancesCommand,
   type Filter,
@@ -20,7 +20,7 @@ import type {
 import type { EffectContext } from './context.js';
 import { hasAwsCode, unlessCode } from './errors.js';
 import { carriesRunId, runIdFilter } from './tags.js';
-import { deadlineMs, pause, pollUntil, sendOptions } from './wait.js';
+import { allItems, deadlineMs, pause, pollUntil, sendOptions } from './wait.js';
 
 const INSTANCE_NOT_FOUND = 'InvalidInstanceID.NotFound';
 const LIVE_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
@@ -39,16 +39,11 @@ export function deadManUserData(maxRuntimeSeconds: number): string {
   ].join('\n');
 }
 
-async function describeInstances(ctx: EffectContext, query: { InstanceIds?: string[]; Filters?: Filter[] }): Promise<Instance[]> {
-  const instances: Instance[] = [];
-  let NextToken: string | undefined;
-  do {
-    const page = await ctx.clients.ec2.send(new DescribeInstancesCommand({ ...query, NextToken }), sendOptions(ctx));
-    for (const reservation of page.Reservations ?? []) instances.push(...(reservation.Instances ?? []));
-    NextToken = page.NextToken;
-  } while (NextToken);
-  return instances;
-}
+export const describeInstances = (ctx: EffectContext, query: { InstanceIds?: string[]; Filters?: Filter[] }): Promise<Instance[]> =>
+  allItems(
+    paginateDescribeInstances({ client: ctx.clients.ec2 }, query, sendOptions(ctx)),
+    (page) => page.Reservations?.flatMap((reservation) => reservation.Instances ?? []),
+  );
 
 async function instanceById(instanceId: string, ctx: EffectContext): Promise<Instance | undefined> {
   const instances = await unlessCode(() => describeInstances(ctx, { InstanceIds: [instanceId] }), INSTANCE_NOT_FOUND);

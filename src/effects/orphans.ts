@@ -1,11 +1,6 @@
 // For `cleanup`: what runs left behind (found by the run-id tag, whatever any checkpoint says), and
 // removal of the resources kept between runs, but only those this tool created.
-import {
-  DescribeInstancesCommand,
-  DescribeSecurityGroupsCommand,
-  DescribeVolumesCommand,
-  type Tag,
-} from '@aws-sdk/client-ec2';
+import { paginateDescribeSecurityGroups, type Tag } from '@aws-sdk/client-ec2';
 import { DeleteRepositoryCommand, DescribeRepositoriesCommand, ListTagsForResourceCommand } from '@aws-sdk/client-ecr';
 import {
   DeleteInstanceProfileCommand,
@@ -24,7 +19,9 @@ import { TAG_EXPIRES_AT, TAG_RUN_ID } from '../machine/names.js';
 import type { EffectContext } from './context.js';
 import { hasAwsCode, unlessCode } from './errors.js';
 import { createdByUs, tagValue } from './tags.js';
-import { sendOptions } from './wait.js';
+import { describeInstances } from './instances.js';
+import { describeVolumes } from './volumes.js';
+import { allItems, sendOptions } from './wait.js';
 
 export interface TaggedResource {
   kind: 'instance' | 'volume' | 'security-group';
@@ -36,18 +33,6 @@ export interface TaggedResource {
 }
 
 const TAGGED = [{ Name: 'tag-key', Values: [TAG_RUN_ID] }];
-
-/** Paginates an EC2 Describe call, collecting what `items` takes from each page. */
-async function allPages<P extends { NextToken?: string }, I>(fetch: (token?: string) => Promise<P>, items: (page: P) => I[]): Promise<I[]> {
-  const collected: I[] = [];
-  let token: string | undefined;
-  do {
-    const page = await fetch(token);
-    collected.push(...items(page));
-    token = page.NextToken;
-  } while (token);
-  return collected;
-}
 
 function tagged(kind: TaggedResource['kind'], id: string | undefined, tags: Tag[] | undefined, state: string, createdAt?: Date): TaggedResource {
   const expiresAt = tagValue(tags, TAG_EXPIRES_AT);
@@ -63,17 +48,10 @@ function tagged(kind: TaggedResource['kind'], id: string | undefined, tags: Tag[
 
 /** Every instance (not terminated), volume and security group carrying a run-id tag. */
 export async function findTaggedResources(_input: Record<string, never>, ctx: EffectContext): Promise<TaggedResource[]> {
-  const { ec2 } = ctx.clients;
   const [instances, volumes, groups] = await Promise.all([
-    allPages(
-      (NextToken) => ec2.send(new DescribeInstancesCommand({
-        Filters: [...TAGGED, { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] }],
-        NextToken,
-      }), sendOptions(ctx)),
-      (page) => (page.Reservations ?? []).flatMap((r) => r.Instances ?? []),
-    ),
-    allPages((NextToken) => ec2.send(new DescribeVolumesCommand({ Filters: TAGGED, NextToken }), sendOptions(ctx)), (page) => page.Volumes ?? []),
-    allPages((NextToken) => ec2.send(new DescribeSecurityGroupsCommand({ Filters: TAGGED, NextToken }), sendOptions(ctx)), (page) => page.SecurityGroups ?? []),
+    describeInstances(ctx, { Filters: [...TAGGED, { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] }] }),
+    describeVolumes(ctx, { Filters: TAGGED }),
+    allItems(paginateDescribeSecurityGroups({ client: ctx.clients.ec2 }, { Filters: TAGGED }, sendOptions(ctx)), (page) => page.SecurityGroups),
   ]);
   return [
     ...instances.map((i) => tagged('instance', i.InstanceId, i.Tags, i.State?.Name ?? 'unknown', i.LaunchTime)),

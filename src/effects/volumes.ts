@@ -4,7 +4,7 @@ import {
   AttachVolumeCommand,
   CreateVolumeCommand,
   DeleteVolumeCommand,
-  DescribeVolumesCommand,
+  paginateDescribeVolumes,
   ModifyInstanceAttributeCommand,
   type Filter,
   type Volume,
@@ -21,20 +21,12 @@ import type {
 import type { EffectContext } from './context.js';
 import { hasAwsCode, unlessCode } from './errors.js';
 import { carriesRunId, runIdFilter } from './tags.js';
-import { pollUntil, sendOptions } from './wait.js';
+import { allItems, pollUntil, sendOptions } from './wait.js';
 
 const VOLUME_NOT_FOUND = 'InvalidVolume.NotFound';
 
-async function describeVolumes(ctx: EffectContext, query: { VolumeIds?: string[]; Filters?: Filter[] }): Promise<Volume[]> {
-  const volumes: Volume[] = [];
-  let NextToken: string | undefined;
-  do {
-    const page = await ctx.clients.ec2.send(new DescribeVolumesCommand({ ...query, NextToken }), sendOptions(ctx));
-    volumes.push(...(page.Volumes ?? []));
-    NextToken = page.NextToken;
-  } while (NextToken);
-  return volumes;
-}
+export const describeVolumes = (ctx: EffectContext, query: { VolumeIds?: string[]; Filters?: Filter[] }): Promise<Volume[]> =>
+  allItems(paginateDescribeVolumes({ client: ctx.clients.ec2 }, query, sendOptions(ctx)), (page) => page.Volumes);
 
 /** One volume by id; `undefined` once it is gone (EC2 may also not know a brand-new id yet). */
 async function volumeById(volumeId: string, ctx: EffectContext): Promise<Volume | undefined> {

@@ -52,3 +52,10 @@ export async function pollUntil<T>(ctx: EffectContext, options: PollOptions, che
 
 /** Options for an SDK `send` so an aborted run cancels the request in flight too. */
 export const sendOptions = (ctx: EffectContext) => ({ abortSignal: ctx.signal });
+
+/** Every item of a paginated call, from an SDK paginator (`paginateX({ client }, input, sendOptions(ctx))`). */
+export async function allItems<P, I>(pages: AsyncIterable<P>, items: (page: P) => I[] | undefined): Promise<I[]> {
+  const collected: I[] = [];
+  for await (const page of pages) collected.push(...(items(page) ?? []));
+  return collected;
+}

@@ -33,6 +33,8 @@ function operationsInSource(): string[] {
         if (!service) continue;
         for (const name of match[1]!.split(',').map((s) => s.trim().replace(/^type\s+/, ''))) {
           if (name.endsWith('Command')) operations.add(`${service}:${name.slice(0, -'Command'.length)}`);
+          // An SDK paginator sends its operation's command.
+          if (name.startsWith('paginate')) operations.add(`${service}:${name.slice('paginate'.length)}`);
         }
       }
     }
