@@ -12,9 +12,9 @@ import { mountRootReadOnly, ROOT_LAYOUTS, ROOT_PARTITION } from '../fixtures/dis
 import { extractImage } from '../fixtures/image.js';
 import { compareTrees, snapshotTree } from '../fixtures/manifest.js';
 import {
-  amiSpec, cliSandbox, diskImage, docker, expectCheckpointsKeepSecrets, expectNoDuplicateCreations, expectNoTemporaryLeftovers,
-  recordDockerLogins, registryPassword, REGISTRY, requireServices, runCliIn, successfulMutations, twinClient,
-  type CliExit, type CliSandbox,
+  amiSpec, diskImage, docker, expectNoDuplicateCreations, expectNoTemporaryLeftovers, recordDockerLogins,
+  REGISTRY, registryPassword, requireServices, runCliIn, SandboxPool, successfulMutations, twinClient,
+  type CliExit,
 } from '../support/e2e.js';
 import { startTwin, type RunningTwin } from '../support/twin.js';
 
@@ -29,15 +29,11 @@ const PULL_LAYOUT: RootLayout = 'mbr-rhel';
 let twin: RunningTwin;
 let ecr: ECRClient;
 let ec2: EC2Client;
-const sandboxes: CliSandbox[] = [];
+const sandboxes = new SandboxPool(() => twin);
 const localImages: string[] = [];
 const passwordsSeen: string[] = [];
 
-async function sandbox(): Promise<CliSandbox> {
-  const created = await cliSandbox(twin);
-  sandboxes.push(created);
-  return created;
-}
+const sandbox = () => sandboxes.make();
 
 beforeAll(async () => {
   await requireServices();
@@ -54,7 +50,7 @@ afterAll(async () => {
   ec2?.destroy();
   for (const image of localImages) await docker('rmi', '-f', image).catch(() => undefined);
   await twin?.stop();
-  for (const s of sandboxes) await s.dispose();
+  await sandboxes.dispose();
 });
 
 interface Converted { imageUri: string; digest: string; pullRef: string; tags: string[] }
@@ -157,8 +153,7 @@ describe('ami2docker converts an AMI end to end', () => {
 
   it('no checkpoint written here holds the secret key or a registry password, and all are owner-only', async () => {
     const secrets = [twin.env.AWS_SECRET_ACCESS_KEY!, await registryPassword(twin), ...passwordsSeen];
-    let files = 0;
-    for (const s of sandboxes) files += await expectCheckpointsKeepSecrets(s.stateDir, secrets);
+    const files = await sandboxes.expectCheckpointsKeepSecrets(secrets);
     expect(files).toBeGreaterThanOrEqual(ROOT_LAYOUTS.length);
   });
 });

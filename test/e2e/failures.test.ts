@@ -6,9 +6,9 @@ import { describe, it, expect, beforeAll, afterAll, beforeEach } from '@jest/glo
 import { randomBytes } from 'node:crypto';
 import type { HistoryEntry } from '../support/twin.js';
 import {
-  amiSpec, cliSandbox, errorLines, expectCheckpointsKeepSecrets, expectNoDuplicateCreations, expectNoTemporaryLeftovers,
-  readCheckpoint, registryPassword, requireServices, runCliIn, successfulMutations, TAG_RUN_ID,
-  type CliExit, type CliSandbox,
+  amiSpec, errorLines, expectNoDuplicateCreations, expectNoTemporaryLeftovers, readCheckpoint,
+  registryPassword, requireServices, runCliIn, SandboxPool, successfulMutations, TAG_RUN_ID, type CliExit,
+  type CliSandbox,
 } from '../support/e2e.js';
 import { startTwin, type RunningTwin } from '../support/twin.js';
 
@@ -20,7 +20,7 @@ const NO_ROOT = `e2e-${SUITE}-no-root`;
 const OWNERS = ['111122223333', '444455556666'];
 
 let twin: RunningTwin;
-const sandboxes: CliSandbox[] = [];
+const sandboxes = new SandboxPool(() => twin);
 
 beforeAll(async () => {
   await requireServices();
@@ -37,7 +37,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await twin?.stop();
-  for (const s of sandboxes) await s.dispose();
+  await sandboxes.dispose();
 });
 
 beforeEach(async () => {
@@ -46,8 +46,7 @@ beforeEach(async () => {
 
 /** Runs the CLI in a fresh sandbox; also returns what the twin saw change meanwhile. */
 async function convert(args: string[]): Promise<CliExit & { calls: HistoryEntry[]; sandbox: CliSandbox }> {
-  const sandbox = await cliSandbox(twin);
-  sandboxes.push(sandbox);
+  const sandbox = await sandboxes.make();
   const before = (await twin.control.history()).length;
   const exit = await runCliIn(sandbox, args);
   return { ...exit, calls: (await twin.control.history()).slice(before), sandbox };
@@ -183,8 +182,7 @@ describe('--keep-on-failure', () => {
 describe('checkpoints', () => {
   it('no checkpoint written here holds the secret key or a registry password, and all are owner-only', async () => {
     const secrets = [twin.env.AWS_SECRET_ACCESS_KEY!, await registryPassword(twin)];
-    let files = 0;
-    for (const s of sandboxes) files += await expectCheckpointsKeepSecrets(s.stateDir, secrets);
+    const files = await sandboxes.expectCheckpointsKeepSecrets(secrets);
     expect(files).toBeGreaterThan(0);
   });
 });

@@ -4,8 +4,8 @@
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import {
-  amiSpec, cliSandbox, errorLines, expectCheckpointsKeepSecrets, expectNoDuplicateCreations, expectNoTemporaryLeftovers,
-  readmeCallerPolicy, registryPassword, requireServices, runCliIn, withoutAction, type CliSandbox,
+  amiSpec, errorLines, expectNoDuplicateCreations, expectNoTemporaryLeftovers, readmeCallerPolicy,
+  registryPassword, requireServices, runCliIn, SandboxPool, withoutAction,
 } from '../support/e2e.js';
 import { startTwin, type RunningTwin } from '../support/twin.js';
 
@@ -14,13 +14,8 @@ const SAMPLE = `e2e-${SUITE}-policy`;
 const POLICY = readmeCallerPolicy();
 
 let twin: RunningTwin;
-const sandboxes: CliSandbox[] = [];
-
-async function sandbox(): Promise<CliSandbox> {
-  const created = await cliSandbox(twin);
-  sandboxes.push(created);
-  return created;
-}
+const sandboxes = new SandboxPool(() => twin);
+const sandbox = () => sandboxes.make();
 
 beforeAll(async () => {
   await requireServices();
@@ -29,7 +24,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await twin?.stop();
-  for (const s of sandboxes) await s.dispose();
+  await sandboxes.dispose();
 });
 
 describe('the caller held to an IAM policy', () => {
@@ -67,8 +62,7 @@ describe('the caller held to an IAM policy', () => {
 
   it('no checkpoint written here holds the secret key or a registry password, and all are owner-only', async () => {
     const secrets = [twin.env.AWS_SECRET_ACCESS_KEY!, await registryPassword(twin)];
-    let files = 0;
-    for (const s of sandboxes) files += await expectCheckpointsKeepSecrets(s.stateDir, secrets);
+    const files = await sandboxes.expectCheckpointsKeepSecrets(secrets);
     expect(files).toBeGreaterThan(0);
   });
 });

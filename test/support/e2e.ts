@@ -137,6 +137,30 @@ export async function cliSandbox(twin: RunningTwin, extra: Record<string, string
   return { env, stateDir, home, pathPrefix: [], dispose: () => rm(home, { recursive: true, force: true }) };
 }
 
+/** The sandboxes of one test file: made on demand, their checkpoints audited, disposed together. */
+export class SandboxPool {
+  private readonly made: CliSandbox[] = [];
+
+  constructor(private readonly twin: () => RunningTwin) {}
+
+  async make(): Promise<CliSandbox> {
+    const sandbox = await cliSandbox(this.twin());
+    this.made.push(sandbox);
+    return sandbox;
+  }
+
+  /** expectCheckpointsKeepSecrets over every sandbox; returns how many files were checked. */
+  async expectCheckpointsKeepSecrets(secrets: string[]): Promise<number> {
+    let files = 0;
+    for (const sandbox of this.made) files += await expectCheckpointsKeepSecrets(sandbox.stateDir, secrets);
+    return files;
+  }
+
+  async dispose(): Promise<void> {
+    for (const sandbox of this.made) await sandbox.dispose();
+  }
+}
+
 /** The process environment without anything that would point the CLI at a real account or other settings. */
 export function baseEnv(): Record<string, string> {
   const env: Record<string, string> = {};
