@@ -107,7 +107,7 @@ export function ratios(a: Summary, o: Summary) {
   return {
     versusOriginal: a.toImage / o.toImage,
     versusLowerBound: a.toImage / a.lowerBound,
-    /** The best any orchestration could do against this original on this twin. */
+    /** The best any orchestration could do against this replay on this twin. */
     boundVersusOriginal: a.lowerBound / o.toImage,
     /** The same two ratios without the conversion's own time, which neither tool can change. */
     orchestrationVersusOriginal: a.orchestration / o.orchestration,
@@ -115,37 +115,46 @@ export function ratios(a: Summary, o: Summary) {
   };
 }
 
-export function formatSummary(a: Summary, o: Summary, scale: number): string[] {
-  const r = ratios(a, o);
+/** ami2docker's summary first, then one per replay of the original: a column each. */
+export function formatSummary(summaries: Summary[], scale: number): string[] {
+  const [a, ...replays] = summaries as [Summary, ...Summary[]];
+  const row = (label: string, cell: (s: Summary) => string, width = 12) => `  ${label.padEnd(29)}${summaries.map((s) => cell(s).padStart(width)).join('')}`;
   const lines = [
     '',
-    'medians (seconds)            ami2docker   original',
-    `  start to image               ${fmt(a.toImage).padStart(8)}   ${fmt(o.toImage).padStart(8)}`,
-    `  with teardown                ${fmt(a.toExit).padStart(8)}   ${fmt(o.toExit).padStart(8)}`,
-    `  conversion on the helper     ${fmt(a.conversion).padStart(8)}   ${fmt(o.conversion).padStart(8)}`,
-    `  orchestration (less conv.)   ${fmt(a.orchestration).padStart(8)}   ${fmt(o.orchestration).padStart(8)}`,
-    `  lower bound                  ${fmt(a.lowerBound).padStart(8)}   ${fmt(o.lowerBound).padStart(8)}`,
-    `  AWS calls, whole run         ${String(a.calls.total).padStart(8)}   ${String(o.calls.total).padStart(8)}`,
-    `  AWS calls, to image          ${String(a.calls.toImage).padStart(8)}   ${String(o.calls.toImage).padStart(8)}`,
-    `  calls by the helper itself   ${String(a.calls.helper).padStart(8)}   ${String(o.calls.helper).padStart(8)}`,
+    `medians (seconds)              ${summaries.map((s) => s.tool.padStart(12)).join('')}`,
+    row('start to image', (s) => fmt(s.toImage)),
+    row('with teardown', (s) => fmt(s.toExit)),
+    row('conversion on the helper', (s) => fmt(s.conversion)),
+    row('orchestration (less conv.)', (s) => fmt(s.orchestration)),
+    row('lower bound', (s) => fmt(s.lowerBound)),
+    row('AWS calls, whole run', (s) => String(s.calls.total)),
+    row('AWS calls, to image', (s) => String(s.calls.toImage)),
+    row('calls by the helper itself', (s) => String(s.calls.helper)),
     '',
-    `ami2docker / original      ${verdict(r.versusOriginal, TARGETS.versusOriginal)}`,
-    `ami2docker / lower bound   ${verdict(r.versusLowerBound, TARGETS.versusLowerBound)}`,
-    `lower bound / original     ${fmt(r.boundVersusOriginal)} (no orchestration can go below this ratio against this original at scale ${scale})`,
-    `orchestration alone: ami2docker / original ${fmt(r.orchestrationVersusOriginal)}, ami2docker / its bound ${fmt(r.orchestrationVersusBound)}`,
+    `ami2docker / lower bound           ${verdict(a.toImage / a.lowerBound, TARGETS.versusLowerBound)}`,
+  ];
+  for (const o of replays) {
+    const r = ratios(a, o);
+    lines.push(
+      `ami2docker / ${`${o.tool} replay`.padEnd(22)}${verdict(r.versusOriginal, TARGETS.versusOriginal)}`,
+      `  lower bound / ${o.tool} replay ${fmt(r.boundVersusOriginal)} (no orchestration can go below this ratio against it at scale ${scale})`,
+      `  orchestration alone: ami2docker / ${o.tool} replay ${fmt(r.orchestrationVersusOriginal)}`,
+    );
+  }
+  lines.push(
+    `orchestration alone: ami2docker / its bound ${fmt(ratios(a, a).orchestrationVersusBound)}`,
     '',
     'where the time goes (medians; in brackets what the latency model allows for that stretch)',
-    `  ${'segment'.padEnd(34)} ${'ami2docker'.padStart(17)} ${'original'.padStart(17)}`,
-  ];
+    `  ${'segment'.padEnd(46)}${summaries.map((s) => s.tool.padStart(15)).join('')}`,
+  );
   SEGMENTS.forEach((segment, i) => {
-    const cell = (summary: Summary) => `${fmt(summary.segments[i]!)} [${fmt(segment.model(scale, summary.medianRun))}]`.padStart(17);
-    lines.push(`  ${segment.name.padEnd(34)} ${cell(a)} ${cell(o)}`);
+    const cell = (summary: Summary) => `${fmt(summary.segments[i]!)} [${fmt(segment.model(scale, summary.medianRun))}]`.padStart(15);
+    lines.push(`  ${segment.name.padEnd(46)}${summaries.map(cell).join('')}`);
   });
-  lines.push('', 'AWS calls of the median run, by operation (ami2docker | original)');
-  const ca = callCounts(a.medianRun).byOperation;
-  const co = callCounts(o.medianRun).byOperation;
-  for (const op of [...new Set([...Object.keys(ca), ...Object.keys(co)])].sort()) {
-    lines.push(`  ${op.padEnd(38)} ${String(ca[op] ?? 0).padStart(4)} ${String(co[op] ?? 0).padStart(4)}`);
+  lines.push('', `AWS calls of the median run, by operation (${summaries.map((s) => s.tool).join(' | ')})`);
+  const counts = summaries.map((s) => callCounts(s.medianRun).byOperation);
+  for (const op of [...new Set(counts.flatMap((c) => Object.keys(c)))].sort()) {
+    lines.push(`  ${op.padEnd(38)}${counts.map((c) => String(c[op] ?? 0).padStart(6)).join('')}`);
   }
   if (a.medianRun.phases) {
     lines.push('', `ami2docker checkpoint phases of the median run (s): ${Object.entries(a.medianRun.phases).map(([p, s]) => `${p} ${fmt(s)}`).join(', ')}`);

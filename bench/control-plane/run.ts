@@ -1,13 +1,14 @@
-// Control-plane benchmark: ami2docker's orchestration against a replay of the original tool's
-// (strictly sequential, fixed 5 s / 10 s polls), both converting the same small AMI on a fresh AWS
-// twin whose AWS latencies follow AWS's, scaled. Both tools' poll intervals are scaled alike.
+// Control-plane benchmark: ami2docker's orchestration against two replays of the original tool's
+// (fixed 5 s / 10 s polls; in the order of its code, and strictly sequential), all converting the
+// same small AMI on a fresh AWS twin whose latencies follow AWS's, scaled. Every tool's poll
+// intervals are scaled alike.
 //
 //   eval "$(scripts/services.sh env)"; npm run build; node dist/bench/control-plane/run.js [--rounds 3] [--scale 0.1] [--timeline]
 //
 // --timeline also prints every AWS request of each tool's median run, for finding where time goes.
 //
 // Run as root with the Docker engine and registry up. "Start to image" is from spawning the tool
-// until the pushed image is verified in ECR, before teardown, for both tools (see RESULTS.md).
+// until the pushed image is verified in ECR, before teardown, for every tool (see report.ts).
 // Exits 0 whether or not the targets are met: it measures, it does not judge.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeDisk } from '../../test/fixtures/disk.js';
 import { describeRun, formatSummary, formatTimeline, summarise } from './report.js';
-import { measure, stopTools, type Measurement, type Tool } from './twin-run.js';
+import { TOOLS, measure, stopTools, type Measurement, type Tool } from './twin-run.js';
 
 function options() {
   const { values } = parseArgs({
@@ -28,8 +29,8 @@ function options() {
   return { rounds, scale, timeline: values.timeline! };
 }
 
-/** Alternating order (A O, O A, A O ...), so drift in the machine's load hits both tools alike. */
-const orderOf = (round: number): Tool[] => (round % 2 === 0 ? ['ami2docker', 'original'] : ['original', 'ami2docker']);
+/** The tools rotated from round to round, so drift in the machine's load hits them alike. */
+const orderOf = (round: number): Tool[] => TOOLS.map((_, i) => TOOLS[(i + round) % TOOLS.length]!);
 
 async function main(): Promise<void> {
   const { rounds, scale, timeline } = options();
@@ -47,9 +48,9 @@ async function main(): Promise<void> {
     const disk = join(workDir, 'disk.img');
     const built = await makeDisk('gpt-xfs-al2023', disk, { size: '512M' });
     if (!built.built) throw new Error(`cannot build the disk fixture: ${built.skipped}`);
-    console.log(`control-plane benchmark: time scale ${scale}; polls: ami2docker ${2 * scale} s; original ${5 * scale} s (volume) / ${10 * scale} s (instance, SSM, command)`);
-    console.log('both tools get an existing instance profile and ECR repository (the original took them as --instance-profile / --ecr-registry)');
-    const runs: Record<Tool, Measurement[]> = { ami2docker: [], original: [] };
+    console.log(`control-plane benchmark: time scale ${scale}; polls: ami2docker ${2 * scale} s; replays of the original ${5 * scale} s (volume) / ${10 * scale} s (instance, SSM, command)`);
+    console.log('every tool gets an existing instance profile, ECR repository and output bucket (the original took them as --instance-profile / --ecr-registry / --ssm-bucket)');
+    const runs = Object.fromEntries(TOOLS.map((tool) => [tool, [] as Measurement[]])) as Record<Tool, Measurement[]>;
     for (let round = 0; round < rounds; round++) {
       for (const tool of orderOf(round)) {
         if (stopping) throw new Error('interrupted');
@@ -58,9 +59,9 @@ async function main(): Promise<void> {
         console.log(`round ${round + 1}: ${describeRun(m, scale)}`);
       }
     }
-    const summaries = { ami2docker: summarise('ami2docker', runs.ami2docker, scale), original: summarise('original', runs.original, scale) };
-    console.log(formatSummary(summaries.ami2docker, summaries.original, scale).join('\n'));
-    if (timeline) for (const summary of Object.values(summaries)) console.log(['', ...formatTimeline(summary.medianRun)].join('\n'));
+    const summaries = TOOLS.map((tool) => summarise(tool, runs[tool], scale));
+    console.log(formatSummary(summaries, scale).join('\n'));
+    if (timeline) for (const summary of summaries) console.log(['', ...formatTimeline(summary.medianRun)].join('\n'));
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }

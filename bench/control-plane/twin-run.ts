@@ -1,10 +1,11 @@
 // One measurement of the control-plane benchmark: a fresh twin holding the AMI, the inputs the
-// original tool expected to exist (an instance profile, an ECR repository), one tool run as a child
+// original tool expected to exist (an instance profile, an ECR repository, an output bucket), one tool run as a child
 // process, and what it did: its milestones, every AWS request it made, the conversion's own time.
 import { CreateRepositoryCommand, DeleteRepositoryCommand, ECRClient } from '@aws-sdk/client-ecr';
 import {
   AddRoleToInstanceProfileCommand, AttachRolePolicyCommand, CreateInstanceProfileCommand, CreateRoleCommand, IAMClient, PutRolePolicyCommand,
 } from '@aws-sdk/client-iam';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetCommandInvocationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,10 +17,13 @@ import { helperTrustPolicy, runPolicyDocument, ssmManagedPolicyArn } from '../..
 import { CLI_BIN } from '../../test/support/cli.js';
 import { startTwin, type RunningTwin } from '../../test/support/twin.js';
 import { LATENCY } from '../../test/twin/latency.js';
+import { REPLAY_ORDERS, type ReplayOrder } from './orders.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
-export type Tool = 'ami2docker' | 'original';
+/** ami2docker, or a replay of the original tool in one of its orders (see original.ts). */
+export type Tool = 'ami2docker' | ReplayOrder;
+export const TOOLS: readonly Tool[] = ['ami2docker', ...REPLAY_ORDERS];
 
 /**
  * Moments both tools pass through, in order (epoch ms). `ready`: modules loaded, first work begins;
@@ -53,7 +57,8 @@ export interface BenchSetup {
 
 export const AMI_NAME = 'bench-control-plane-al2023';
 const PROFILE = 'bench-helper';
-const REPOSITORY: Record<Tool, string> = { ami2docker: 'bench-control-plane/ami2docker', original: 'bench-control-plane/original' };
+const BUCKET = 'bench-control-plane-output';
+const repositoryOf = (tool: Tool) => `bench-control-plane/${tool}`;
 const ORIGINAL_BIN = fileURLToPath(new URL('./original.js', import.meta.url));
 const CHILD_TIMEOUT_MS = 10 * 60_000;
 
@@ -65,24 +70,33 @@ function clientsFor(twin: RunningTwin) {
     endpoint: twin.url,
     credentials: { accessKeyId: twin.env.AWS_ACCESS_KEY_ID!, secretAccessKey: twin.env.AWS_SECRET_ACCESS_KEY! },
   };
-  const clients = { iam: new IAMClient(config), ecr: new ECRClient(config), ssm: new SSMClient(config), sts: new STSClient(config) };
+  const clients = {
+    iam: new IAMClient(config), ecr: new ECRClient(config), ssm: new SSMClient(config), sts: new STSClient(config),
+    s3: new S3Client(config),
+  };
   return { ...clients, destroy: () => Object.values(clients).forEach((client) => client.destroy()) };
 }
 
 /**
- * What the original tool took as given (--instance-profile, --ecr-registry), made before the clock
- * starts, and given to both tools: IAM propagation and repository creation are in neither path.
- * The role holds exactly what ami2docker's own helper role would: SSM core plus ECR push.
+ * What the original tool took as given (--instance-profile, --ecr-registry, --ssm-bucket), made
+ * before the clock starts, and given to both tools: IAM propagation, repository and bucket creation
+ * are in neither path. The role holds what ami2docker's own helper role would: SSM core, ECR push
+ * and writing command output to the bucket (under any prefix: the two tools use different ones).
  */
 async function provideInputs(clients: Clients, twin: RunningTwin, tool: Tool, scale: number): Promise<void> {
   const { Account } = await clients.sts.send(new GetCallerIdentityCommand({}));
-  const policy = runPolicyDocument({ partition: 'aws', region: twin.env.AWS_REGION!, accountId: Account!, repositoryName: REPOSITORY[tool], runId: 'bench' });
+  const policy = runPolicyDocument({ partition: 'aws', region: twin.env.AWS_REGION!, accountId: Account!, repositoryName: repositoryOf(tool), runId: 'bench' });
+  policy.Statement.push(
+    { Sid: 'WriteCommandOutput', Effect: 'Allow', Action: 's3:PutObject', Resource: `arn:aws:s3:::${BUCKET}/*` },
+    { Sid: 'LocateOutputBucket', Effect: 'Allow', Action: ['s3:GetBucketLocation', 's3:GetEncryptionConfiguration'], Resource: `arn:aws:s3:::${BUCKET}` },
+  );
   await clients.iam.send(new CreateRoleCommand({ RoleName: PROFILE, AssumeRolePolicyDocument: helperTrustPolicy() }));
   await clients.iam.send(new AttachRolePolicyCommand({ RoleName: PROFILE, PolicyArn: ssmManagedPolicyArn('aws') }));
   await clients.iam.send(new PutRolePolicyCommand({ RoleName: PROFILE, PolicyName: 'push', PolicyDocument: JSON.stringify(policy) }));
   await clients.iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: PROFILE }));
   await clients.iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: PROFILE, RoleName: PROFILE }));
-  await clients.ecr.send(new CreateRepositoryCommand({ repositoryName: REPOSITORY[tool] }));
+  await clients.ecr.send(new CreateRepositoryCommand({ repositoryName: repositoryOf(tool) }));
+  await clients.s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   // A profile is usable by RunInstances only after IAM propagation: wait it out before timing.
   await sleep(LATENCY.profilePropagation * scale * 1000 + 250);
 }
@@ -147,7 +161,10 @@ async function runAmi2docker(twin: RunningTwin, setup: BenchSetup, stateDir: str
   const marks: Partial<Record<Milestone, number>> = {};
   let runId: string | undefined;
   let status: unknown;
-  const args = [CLI_BIN, '--ami-name', AMI_NAME, '--instance-profile', PROFILE, '--ecr-registry', REPOSITORY.ami2docker, '--json', '--state-dir', stateDir];
+  const args = [
+    CLI_BIN, '--ami-name', AMI_NAME, '--instance-profile', PROFILE, '--ecr-registry', repositoryOf('ami2docker'), '--ssm-bucket', BUCKET,
+    '--json', '--state-dir', stateDir,
+  ];
   const env = { ...childEnv(twin, setup), AMI2DOCKER_POLL_INTERVAL: String(2 * setup.scale) };
   const startedAt = Date.now();
   const child = await runNode(args, env, setup.workDir, (event) => {
@@ -161,17 +178,17 @@ async function runAmi2docker(twin: RunningTwin, setup: BenchSetup, stateDir: str
   return { startedAt, marks, child, runId };
 }
 
-async function runOriginal(twin: RunningTwin, setup: BenchSetup): Promise<ToolRun> {
+async function runReplay(twin: RunningTwin, setup: BenchSetup, order: ReplayOrder): Promise<ToolRun> {
   const marks: Partial<Record<Milestone, number>> = {};
   const args = [
-    ORIGINAL_BIN, '--ami-name', AMI_NAME, '--instance-profile', PROFILE, '--ecr-registry', REPOSITORY.original,
+    ORIGINAL_BIN, '--order', order, '--ami-name', AMI_NAME, '--instance-profile', PROFILE, '--ecr-registry', repositoryOf(order), '--ssm-bucket', BUCKET,
     '--volume-poll', String(5 * setup.scale), '--instance-poll', String(10 * setup.scale),
   ];
   const startedAt = Date.now();
   const child = await runNode(args, childEnv(twin, setup), setup.workDir, (event) => {
     if (event.type === 'mark') marks[event.name as Milestone] = Date.parse(event.at as string);
   });
-  if (child.code !== 0) throw new Error(`the original replay exited ${child.code}: ${child.stderr}`);
+  if (child.code !== 0) throw new Error(`the ${order} replay exited ${child.code}: ${child.stderr}`);
   return { startedAt, marks, child };
 }
 
@@ -210,7 +227,7 @@ export async function measure(tool: Tool, setup: BenchSetup): Promise<Measuremen
   const stateDir = await mkdtemp(join(setup.workDir, `${tool}-state-`));
   try {
     await provideInputs(clients, twin, tool, setup.scale);
-    const run = tool === 'ami2docker' ? await runAmi2docker(twin, setup, stateDir) : await runOriginal(twin, setup);
+    const run = tool === 'ami2docker' ? await runAmi2docker(twin, setup, stateDir) : await runReplay(twin, setup, tool);
     const calls = await requestLog(twin, run.startedAt, run.child.exitedAt);
     const launch = calls.find((call) => call.byTool && call.operation === 'RunInstances' && call.status === 200);
     const at = { ...run.marks, launched: launch?.at, exit: run.child.exitedAt };
@@ -228,7 +245,7 @@ export async function measure(tool: Tool, setup: BenchSetup): Promise<Measuremen
     throw new Error(`${tool} measurement failed: ${(error as Error).message}\ntwin log:\n${twin.logs().slice(-2000)}`);
   } finally {
     // The registry outlives the twin: take this run's images (and any earlier run's) out of it.
-    await clients.ecr.send(new DeleteRepositoryCommand({ repositoryName: REPOSITORY[tool], force: true })).catch(() => undefined);
+    await clients.ecr.send(new DeleteRepositoryCommand({ repositoryName: repositoryOf(tool), force: true })).catch(() => undefined);
     clients.destroy();
     await twin.stop();
     await rm(stateDir, { recursive: true, force: true });
