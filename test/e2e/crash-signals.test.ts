@@ -104,6 +104,15 @@ describe('Ctrl-C at a terminal', () => {
     expect(await duplicatesOfRun(env().twin, runId)).toEqual([]);
   }, 240_000);
 
+  it('end of input at the question (Ctrl-D) takes the default: removes and exits 1', async () => {
+    const { child, runId } = await interruptAtTheQuestion('tty-eof');
+    child.type('\x04');
+    const exit = await child.exited;
+    expect(exit.code).toBe(1);
+    expect(exit.stdout).toMatch(/^ami2docker: interrupted by SIGINT.*removed/m);
+    expect(await leftoversOfRun(env().twin, runId)).toEqual([]);
+  }, 240_000);
+
   it('a second Ctrl-C at the question exits 4 at once', async () => {
     const { sandbox, child, runId } = await interruptAtTheQuestion('tty-twice');
     child.type('\x03');
