@@ -118,26 +118,35 @@ export function phaseSeconds(context: ConversionContext): Record<string, number>
   return seconds;
 }
 
+/** The pushed image as the result shows it: JSON fields, and the lines a person reads (pull, run). */
+function imageReport(result: NonNullable<ConversionContext['result']>, region: string) {
+  const { imageUri, digest, tags } = result;
+  const repository = imageUri.split('@')[0]!;
+  const registry = repository.split('/')[0]!;
+  const pullRef = `${repository}:${tags[0] ?? 'latest'}`;
+  return {
+    fields: { image: pullRef, imageUri, digest, tags },
+    what: [`Image   ${pullRef}`, `Digest  ${digest}`, `Tags    ${tags.join(', ')}`],
+    use: [
+      `Pull    aws ecr get-login-password --region ${region} | docker login --username AWS --password-stdin ${registry}`,
+      `        docker pull ${pullRef}`,
+      `Run     docker run --rm -it ${pullRef}`,
+    ],
+  };
+}
+
 function reportOutcome(runId: string, final: FinalState, context: ConversionContext, output: Output): ExitCode {
   const phases = phaseSeconds(context);
   const started = context.mode === 'cleanup' ? context.phases.teardown?.startedAt : context.plan.createdAt;
   const total = (Date.now() - Date.parse(started ?? context.plan.createdAt)) / 1000;
   const base = { runId, status: final, phases, totalSeconds: total, removed: context.removed };
 
-  if (final === 'done' && context.result) {
-    const { imageUri, digest, tags } = context.result;
-    const repository = imageUri.split('@')[0]!;
-    const registry = repository.split('/')[0]!;
-    const pullRef = `${repository}:${tags[0] ?? 'latest'}`;
-    output.result({ ...base, image: pullRef, imageUri, digest, tags, exitCode: EXIT.done }, [
-      `Image   ${pullRef}`,
-      `Digest  ${digest}`,
-      `Tags    ${tags.join(', ')}`,
-      `Time    ${Object.entries(phases).map(([phase, s]) => `${phase} ${formatSeconds(s)}`).join(' · ')} · total ${formatSeconds(total)}`,
-      `Pull    aws ecr get-login-password --region ${context.plan.region} | docker login --username AWS --password-stdin ${registry}`,
-      `        docker pull ${pullRef}`,
-      `Run     docker run --rm -it ${pullRef}`,
-    ]);
+  // The image, when the run made and verified one: reported also when its teardown fell short.
+  const image = context.result && !context.error && context.mode === 'convert' ? imageReport(context.result, context.plan.region) : undefined;
+  const timeLine = `Time    ${Object.entries(phases).map(([phase, s]) => `${phase} ${formatSeconds(s)}`).join(' · ')} · total ${formatSeconds(total)}`;
+
+  if (final === 'done' && image) {
+    output.result({ ...base, ...image.fields, exitCode: EXIT.done }, [...image.what, timeLine, ...image.use]);
     return EXIT.done;
   }
 
@@ -151,7 +160,7 @@ function reportOutcome(runId: string, final: FinalState, context: ConversionCont
   const error = context.error ?? { step: 'unknown', name: 'Error', message: 'the run ended without a result' };
   if (final === 'cleanupIncomplete') {
     const leftovers = context.leftovers.map(describeFailure).join('; ');
-    output.result({ ...base, error, leftovers: context.leftovers, exitCode: EXIT.cleanupIncomplete }, []);
+    output.result({ ...base, ...image?.fields, error, leftovers: context.leftovers, exitCode: EXIT.cleanupIncomplete }, image ? [...image.what, ...image.use] : []);
     const cause = context.error && context.mode === 'convert' ? `${describeFailure(error)}; ` : '';
     output.error(
       `${cause}cleanup incomplete: ${leftovers}. Remove what is left with 'ami2docker cleanup ${runId}'`,

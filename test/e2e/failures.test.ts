@@ -179,6 +179,31 @@ describe('--keep-on-failure', () => {
   }, 180_000);
 });
 
+describe('a teardown that cannot finish', () => {
+  it('exits 5 naming what is left and the cleanup command, which then removes it', async () => {
+    await twin.control.fault({ error: { operation: 'DeleteSecurityGroup', code: 'UnauthorizedOperation', status: 403, count: 1_000 } });
+    const exit = await convert(['--ami-name', SAMPLE, '--tag', 'teardown-stuck']);
+    expect(exit.code).toBe(5);
+    const runId = runIdOf(exit);
+    const [group] = (await twin.control.resources()).securityGroups.filter((g) => g.tags[TAG_RUN_ID] === runId);
+    expect(group).toBeDefined();
+    const line = oneErrorLine(exit);
+    expect(line).toMatch(/^ami2docker: cleanup incomplete: teardown\/security-group/);
+    expect(line).toContain(`ami2docker cleanup ${runId}`);
+    // The image was made, and everything else of the run is gone.
+    expect(exit.stdout).toMatch(/^Digest +sha256:[0-9a-f]{64}$/m);
+    const resources = await twin.control.resources();
+    expect(resources.instances.filter((i) => i.tags[TAG_RUN_ID] === runId && i.state !== 'terminated')).toEqual([]);
+    expect(resources.volumes.filter((v) => v.tags[TAG_RUN_ID] === runId)).toEqual([]);
+
+    await twin.control.clearFaults();
+    const cleanup = await runCliIn(exit.sandbox, ['cleanup', runId]);
+    expect({ code: cleanup.code, errors: errorLines(cleanup.stderr) }).toEqual({ code: 0, errors: [] });
+    expect(cleanup.stdout).toContain(group!.id);
+    await expectNoTemporaryLeftovers(twin);
+  }, 180_000);
+});
+
 describe('checkpoints', () => {
   it('no checkpoint written here holds the secret key or a registry password, and all are owner-only', async () => {
     const secrets = [twin.env.AWS_SECRET_ACCESS_KEY!, await registryPassword(twin)];
