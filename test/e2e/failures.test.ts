@@ -202,6 +202,24 @@ describe('a teardown that cannot finish', () => {
     expect(cleanup.stdout).toContain(group!.id);
     await expectNoTemporaryLeftovers(twin);
   }, 180_000);
+
+  it('with --json, the result of exit 5 carries the image beside the leftovers', async () => {
+    await twin.control.fault({ error: { operation: 'DeleteSecurityGroup', code: 'UnauthorizedOperation', status: 403, count: 1_000 } });
+    const exit = await convert(['--ami-name', SAMPLE, '--tag', 'teardown-stuck-json', '--json']);
+    expect(exit.code).toBe(5);
+    const result = exit.stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((event) => event.type === 'result');
+    expect(result).toMatchObject({
+      status: 'cleanupIncomplete',
+      exitCode: 5,
+      digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+      tags: expect.arrayContaining(['teardown-stuck-json']),
+      leftovers: [expect.objectContaining({ step: 'teardown/security-group' })],
+    });
+    await twin.control.clearFaults();
+    expect((await runCliIn(exit.sandbox, ['cleanup', runIdOf(exit)])).code).toBe(0);
+    await expectNoTemporaryLeftovers(twin);
+  }, 180_000);
 });
 
 describe('checkpoints', () => {
