@@ -23,6 +23,8 @@ export interface TwinOptions {
   amis?: AmiSpec[];
   /** AWS latencies are multiplied by this (0.05: an instance boots in 0.75 s). */
   timeScale?: number;
+  /** AWS latencies vary by up to this fraction around their nominal values (default 0: exact). */
+  latencyJitter?: number;
   /** The IAM policy the caller is held to; none: everything is allowed. */
   policy?: PolicyDocument;
   region?: string;
@@ -85,6 +87,7 @@ export async function startTwin(options: TwinOptions = {}): Promise<RunningTwin>
     '--state-dir', stateDir,
     '--port', '0',
     '--time-scale', String(options.timeScale ?? 0.05),
+    '--latency-jitter', String(options.latencyJitter ?? 0),
     '--registry', options.registry ?? process.env.AMI2DOCKER_TEST_REGISTRY ?? '127.0.0.1:5000',
     '--region', region,
   ];

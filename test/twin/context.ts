@@ -8,6 +8,8 @@ export interface TwinConfig {
   account: string;
   region: string;
   timeScale: number;
+  /** How much AWS's latencies vary around their nominal values (see Clock); 0: not at all. */
+  latencyJitter: number;
   /** host:port of the Docker registry that stands in for ECR. */
   registry: string;
   /** The twin's own URL, known once it listens; instances call back to it. */

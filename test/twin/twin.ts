@@ -50,7 +50,7 @@ export class Twin {
   private readonly pendingShutdowns = new Map<string, () => void>();
 
   constructor(readonly config: TwinConfig, amis: AmiSpec[], policy?: PolicyDocument) {
-    this.clock = new Clock(config.timeScale);
+    this.clock = new Clock(config.timeScale, config.latencyJitter);
     this.policy = policy;
     this.plane = new DataPlane(config, (instance) => this.instanceCredentials(instance));
     this.iam = new IamService(config.account);
