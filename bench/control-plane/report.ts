@@ -118,7 +118,7 @@ export const replayRatios = (a: Summary, o: Summary) => ({
 });
 
 /** ami2docker's summary first, then one per replay of the original: a column each. */
-export function formatSummary(summaries: Summary[], scale: number): string[] {
+export function formatSummary(summaries: Summary[], scale: number, jitter: number): string[] {
   const [a, ...replays] = summaries as [Summary, ...Summary[]];
   const row = (label: string, cell: (s: Summary) => string, width = 12) => `  ${label.padEnd(29)}${summaries.map((s) => cell(s).padStart(width)).join('')}`;
   const lines = [
@@ -128,7 +128,7 @@ export function formatSummary(summaries: Summary[], scale: number): string[] {
     row('with teardown', (s) => fmt(s.toExit)),
     row('conversion on the helper', (s) => fmt(s.conversion)),
     row('orchestration (less conv.)', (s) => fmt(s.orchestration)),
-    row('lower bound', (s) => fmt(s.lowerBound)),
+    row(jitter ? 'lower bound (nominal)' : 'lower bound', (s) => fmt(s.lowerBound)),
     row('AWS calls, whole run', (s) => String(s.calls.total)),
     row('AWS calls, to image', (s) => String(s.calls.toImage)),
     row('calls by the helper itself', (s) => String(s.calls.helper)),

@@ -51,6 +51,8 @@ export interface Measurement {
 export interface BenchSetup {
   disk: string;
   scale: number;
+  /** How much the twin's latencies vary around their nominal values (0: exact). */
+  jitter: number;
   /** Where child processes keep their state, settings and cwd (removed by the caller). */
   workDir: string;
 }
@@ -83,7 +85,7 @@ function clientsFor(twin: RunningTwin) {
  * are in neither path. The role holds what ami2docker's own helper role would: SSM core, ECR push
  * and writing command output to the bucket (under any prefix: the two tools use different ones).
  */
-async function provideInputs(clients: Clients, twin: RunningTwin, tool: Tool, scale: number): Promise<void> {
+async function provideInputs(clients: Clients, twin: RunningTwin, tool: Tool, setup: BenchSetup): Promise<void> {
   const { Account } = await clients.sts.send(new GetCallerIdentityCommand({}));
   const policy = runPolicyDocument({ partition: 'aws', region: twin.env.AWS_REGION!, accountId: Account!, repositoryName: repositoryOf(tool), runId: 'bench' });
   policy.Statement.push(
@@ -98,7 +100,7 @@ async function provideInputs(clients: Clients, twin: RunningTwin, tool: Tool, sc
   await clients.ecr.send(new CreateRepositoryCommand({ repositoryName: repositoryOf(tool) }));
   await clients.s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   // A profile is usable by RunInstances only after IAM propagation: wait it out before timing.
-  await sleep(LATENCY.profilePropagation * scale * 1000 + 250);
+  await sleep(LATENCY.profilePropagation * (1 + setup.jitter) * setup.scale * 1000 + 250);
 }
 
 interface ChildRun { code: number | null; stderr: string; exitedAt: number }
@@ -222,11 +224,11 @@ async function checkpointPhases(stateDir: string): Promise<Record<string, number
 
 /** One tool, one conversion, one fresh twin; the twin and the run's files are gone afterwards. */
 export async function measure(tool: Tool, setup: BenchSetup): Promise<Measurement> {
-  const twin = await startTwin({ amis: [{ name: AMI_NAME, disk: setup.disk }], timeScale: setup.scale });
+  const twin = await startTwin({ amis: [{ name: AMI_NAME, disk: setup.disk }], timeScale: setup.scale, latencyJitter: setup.jitter });
   const clients = clientsFor(twin);
   const stateDir = await mkdtemp(join(setup.workDir, `${tool}-state-`));
   try {
-    await provideInputs(clients, twin, tool, setup.scale);
+    await provideInputs(clients, twin, tool, setup);
     const run = tool === 'ami2docker' ? await runAmi2docker(twin, setup, stateDir) : await runReplay(twin, setup, tool);
     const calls = await requestLog(twin, run.startedAt, run.child.exitedAt);
     const launch = calls.find((call) => call.byTool && call.operation === 'RunInstances' && call.status === 200);
