@@ -203,7 +203,8 @@ function readOwner(lockPath: string): LockOwner | undefined {
   }
 }
 
-function processExists(pid: number): boolean {
+/** Whether a process of this machine with `pid` is alive (EPERM: alive, but someone else's). */
+export function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -15,7 +15,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Checkpoint } from '../../src/effects/checkpoint.js';
+import { processExists, type Checkpoint } from '../../src/effects/checkpoint.js';
 import { makeDisk, REPO_ROOT, type Layout } from '../fixtures/disk.js';
 import { CLI_BIN } from './cli.js';
 import type { AmiSpec, HistoryEntry, PolicyDocument, RunningTwin, TwinResources } from './twin.js';
@@ -54,21 +54,12 @@ export async function requireServices(): Promise<void> {
 const DISK_CACHE_PREFIX = 'ami2docker-e2e-disks-';
 const diskBuilds = new Map<string, Promise<string>>();
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function diskCacheDir(): string {
   const dir = path.join(tmpdir(), `${DISK_CACHE_PREFIX}${process.pid}`);
   if (existsSync(dir)) return dir;
   for (const entry of readdirSync(tmpdir())) {
     const pid = Number(entry.slice(DISK_CACHE_PREFIX.length));
-    if (entry.startsWith(DISK_CACHE_PREFIX) && pid > 0 && !pidAlive(pid)) rmSync(path.join(tmpdir(), entry), { recursive: true, force: true });
+    if (entry.startsWith(DISK_CACHE_PREFIX) && pid > 0 && !processExists(pid)) rmSync(path.join(tmpdir(), entry), { recursive: true, force: true });
   }
   mkdirSync(dir, { recursive: true });
   const watcher = spawn('sh', ['-c', 'while kill -0 "$1" 2>/dev/null; do sleep 2; done; rm -rf -- "$2"', 'sh', String(process.pid), dir], {
