@@ -180,8 +180,11 @@ describe('--keep-on-failure', () => {
 });
 
 describe('a teardown that cannot finish', () => {
+  /** Every DeleteSecurityGroup denied: the run's teardown leaves its security group behind. */
+  const SECURITY_GROUP_UNDELETABLE = { error: { operation: 'DeleteSecurityGroup', code: 'UnauthorizedOperation', status: 403, count: 1_000 } };
+
   it('exits 5 naming what is left and the cleanup command, which then removes it', async () => {
-    await twin.control.fault({ error: { operation: 'DeleteSecurityGroup', code: 'UnauthorizedOperation', status: 403, count: 1_000 } });
+    await twin.control.fault(SECURITY_GROUP_UNDELETABLE);
     const exit = await convert(['--ami-name', SAMPLE, '--tag', 'teardown-stuck']);
     expect(exit.code).toBe(5);
     const runId = runIdOf(exit);
@@ -204,7 +207,7 @@ describe('a teardown that cannot finish', () => {
   }, 180_000);
 
   it('with --json, the result of exit 5 carries the image beside the leftovers', async () => {
-    await twin.control.fault({ error: { operation: 'DeleteSecurityGroup', code: 'UnauthorizedOperation', status: 403, count: 1_000 } });
+    await twin.control.fault(SECURITY_GROUP_UNDELETABLE);
     const exit = await convert(['--ami-name', SAMPLE, '--tag', 'teardown-stuck-json', '--json']);
     expect(exit.code).toBe(5);
     const result = exit.stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>)
